@@ -1,0 +1,16 @@
+package llm
+
+import (
+	"context"
+	"errors"
+)
+
+func fromContextErr(err error) Kind {
+	switch {
+	case errors.Is(err, context.Canceled):
+		return KindCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return KindTimeout
+	}
+	return KindInternal
+}

@@ -1,0 +1,72 @@
+// Package provider builds llm.Provider values from configuration. The registry of provider types
+// is built in one visible place (internal/app) and panics on duplicates, like database/sql.
+package provider
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/llm"
+)
+
+// Config configures one provider instance. Name is how model names refer to it ("openai" in
+// "openai/gpt-4o"); Type selects the native protocol.
+type Config struct {
+	Name    string            `yaml:"name"`
+	Type    string            `yaml:"type"`               // openai, mock, ...
+	BaseURL string            `yaml:"base_url,omitempty"` // e.g. https://api.openai.com/v1
+	APIKey  string            `yaml:"api_key,omitempty"`  // sent as the provider expects
+	Models  []string          `yaml:"models,omitempty"`   // served models; empty means any model name is passed through
+	Headers map[string]string `yaml:"headers,omitempty"`  // extra headers on every upstream request
+	// Timeout bounds one upstream call without a deadline of its own (0: the request's deadline only).
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+	// MaxIdleConns bounds pooled keep-alive connections to the upstream (0: a default of 256).
+	MaxIdleConns int `yaml:"max_idle_conns,omitempty"`
+}
+
+// Factory builds a provider from its configuration.
+type Factory func(cfg Config) (llm.Provider, error)
+
+// Registry maps provider types to factories. It is filled at start-up and read-only afterwards,
+// so it is safe for concurrent reads.
+type Registry struct {
+	factories map[string]Factory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{factories: map[string]Factory{}} }
+
+// Register adds a provider type. It panics if typ is empty, f is nil, or typ is already registered.
+func (r *Registry) Register(typ string, f Factory) {
+	if typ == "" || f == nil {
+		panic("provider: Register with empty type or nil factory")
+	}
+	if _, dup := r.factories[typ]; dup {
+		panic("provider: Register called twice for type " + typ)
+	}
+	r.factories[typ] = f
+}
+
+// Types lists the registered types, sorted.
+func (r *Registry) Types() []string {
+	ts := make([]string, 0, len(r.factories))
+	for t := range r.factories {
+		ts = append(ts, t)
+	}
+	sort.Strings(ts)
+	return ts
+}
+
+// New builds the provider cfg describes.
+func (r *Registry) New(cfg Config) (llm.Provider, error) {
+	f, ok := r.factories[cfg.Type]
+	if !ok {
+		return nil, fmt.Errorf("provider %q: unknown type %q (known: %v)", cfg.Name, cfg.Type, r.Types())
+	}
+	p, err := f(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("provider %q: %w", cfg.Name, err)
+	}
+	return p, nil
+}
