@@ -1,0 +1,496 @@
+// Command gwbench measures what Switchyard adds to a request: it starts a zero-latency
+// OpenAI-compatible upstream and the real switchyard binary, then drives both the upstream
+// directly and the gateway (REST and gRPC) with the same load in the same run, and reports the
+// gateway's added latency, its throughput relative to direct calls, and its CPU time per request.
+//
+// Layout (DESIGN.md, Performance): the gateway is pinned alone to CPU 0 with GOMAXPROCS=1; this
+// process (load generator + upstream) is pinned to CPU 1. Auth (API key) and tracing are on.
+//
+//	go build -o bin/switchyard ./cmd/switchyard && go run ./bench/cmd/gwbench -binary bin/switchyard
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+)
+
+const apiKey = "sk-bench-0123456789abcdef"
+
+func main() {
+	var (
+		binary   = flag.String("binary", "bin/switchyard", "switchyard binary to benchmark")
+		duration = flag.Duration("duration", 8*time.Second, "measured time per scenario and target")
+		warmup   = flag.Duration("warmup", 2*time.Second, "unmeasured warm-up per scenario and target")
+		conns    = flag.Int("conns", 50, "concurrent connections in the max-throughput scenario")
+		rate     = flag.Int("rate", 1000, "requests per second in the fixed-rate scenario")
+		streams  = flag.Int("streams", 20, "concurrent streams in the streaming scenario")
+		pin      = flag.Bool("pin", runtime.NumCPU() >= 2, "pin the gateway to CPU 0 and this process to CPU 1")
+		out      = flag.String("out", "", "also write the report (markdown) to this file")
+	)
+	flag.Parse()
+	if err := run(*binary, *duration, *warmup, *conns, *rate, *streams, *pin, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "gwbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(binary string, duration, warmup time.Duration, conns, rate, streams int, pin bool, out string) error {
+	if pin {
+		var set unix.CPUSet
+		set.Set(1)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("pin load generator to CPU 1: %w", err)
+		}
+	}
+	up := newUpstream()
+	if err := up.start(); err != nil {
+		return err
+	}
+	gw, err := startGateway(binary, up.addr, pin)
+	if err != nil {
+		return err
+	}
+	defer gw.stop()
+
+	httpc := &http.Client{Transport: &http.Transport{
+		MaxIdleConns: conns * 2, MaxIdleConnsPerHost: conns * 2, DisableCompression: true, IdleConnTimeout: time.Minute,
+	}}
+	cc, err := grpc.NewClient(gw.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial gateway gRPC: %w", err)
+	}
+	defer cc.Close()
+	chat := pb.NewChatServiceClient(cc)
+	authCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+apiKey)
+
+	direct := "http://" + up.addr + "/v1/chat/completions"
+	rest := "http://" + gw.httpAddr + "/v1/chat/completions"
+	body := func(model string, stream bool) []byte {
+		return fmt.Appendf(nil, `{"model":%q,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":64,"temperature":0.2,"stream":%t}`, model, stream)
+	}
+	targets := []target{
+		{name: "direct", do: httpDo(httpc, direct, "", body("bench-model", false))},
+		{name: "gateway REST", do: httpDo(httpc, rest, apiKey, body("up/bench-model", false)), gateway: true},
+		{name: "gateway gRPC", do: grpcDo(authCtx, chat), gateway: true},
+	}
+	streamTargets := []target{
+		{name: "direct", do: httpStream(httpc, direct, "", body("bench-model", true))},
+		{name: "gateway REST", do: httpStream(httpc, rest, apiKey, body("up/bench-model", true)), gateway: true},
+		{name: "gateway gRPC", do: grpcStream(authCtx, chat), gateway: true},
+	}
+
+	var rep strings.Builder
+	fmt.Fprintf(&rep, "# gwbench %s\n\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Fprintf(&rep, "go %s, %d CPUs, pinned=%t, gateway GOMAXPROCS=%s, %s per target after %s warm-up; auth=api_key, tracing on (no exporter), request logging on.\n\n",
+		runtime.Version(), runtime.NumCPU(), pin, gw.procs, duration, warmup)
+
+	// 1. Max throughput, closed loop.
+	fmt.Fprintf(&rep, "## Max throughput: %d connections, closed loop, non-streaming chat\n\n", conns)
+	rep.WriteString("| target | req/s | p50 | p99 | errors | gateway CPU/req | req/s vs direct |\n|---|---|---|---|---|---|---|\n")
+	var base result
+	for i, t := range targets {
+		runClosed(t, conns, warmup, nil)
+		cpu0 := gw.cpu()
+		r := runClosed(t, conns, duration, nil)
+		cpuPer := "—"
+		if t.gateway {
+			cpuPer = fmt.Sprintf("%.0f µs", float64(gw.cpu()-cpu0)/float64(r.n)/1e3)
+		}
+		if i == 0 {
+			base = r
+		}
+		fmt.Fprintf(&rep, "| %s | %.0f | %s | %s | %d | %s | %.2f |\n", t.name, r.rps(), ms(r.p(50)), ms(r.p(99)), r.errs, cpuPer, r.rps()/base.rps())
+	}
+
+	// 2. Fixed rate, open loop: added latency.
+	fmt.Fprintf(&rep, "\n## Fixed rate: %d req/s, open loop (latency from the scheduled send time)\n\n", rate)
+	rep.WriteString("| target | p50 | p99 | added p50 | added p99 | errors | gateway CPU/req |\n|---|---|---|---|---|---|---|\n")
+	for i, t := range targets {
+		runOpen(t, rate, warmup)
+		cpu0 := gw.cpu()
+		r := runOpen(t, rate, duration)
+		cpuPer := "—"
+		if t.gateway {
+			cpuPer = fmt.Sprintf("%.0f µs", float64(gw.cpu()-cpu0)/float64(r.n)/1e3)
+		}
+		if i == 0 {
+			base = r
+		}
+		fmt.Fprintf(&rep, "| %s | %s | %s | %s | %s | %d | %s |\n", t.name, ms(r.p(50)), ms(r.p(99)), ms(r.p(50)-base.p(50)), ms(r.p(99)-base.p(99)), r.errs, cpuPer)
+	}
+
+	// 3. Streams: time to first token and whole-stream time.
+	fmt.Fprintf(&rep, "\n## Streaming: %d concurrent streams of %d chunks, closed loop\n\n", streams, chunkCount)
+	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | added TTFT p50 | total p50 | errors |\n|---|---|---|---|---|---|---|\n")
+	for i, t := range streamTargets {
+		runClosed(t, streams, warmup, nil)
+		var ttft latencies
+		r := runClosed(t, streams, duration, &ttft)
+		if i == 0 {
+			base = result{lat: ttft.sorted()}
+		}
+		tt := result{lat: ttft.sorted()}
+		fmt.Fprintf(&rep, "| %s | %.0f | %s | %s | %s | %s | %d |\n", t.name, r.rps(), ms(tt.p(50)), ms(tt.p(99)), ms(tt.p(50)-base.p(50)), ms(r.p(50)), r.errs)
+	}
+	fmt.Fprintf(&rep, "\nGateway RSS after the run: %.1f MiB (idle RSS at start: %.1f MiB).\n", gw.rssMiB(), gw.idleRSS)
+
+	fmt.Print(rep.String())
+	if out != "" {
+		if err := os.WriteFile(out, []byte(rep.String()), 0o644); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	return nil
+}
+
+// target sends one request; ttft, when non-nil, receives the time to the first streamed byte.
+type target struct {
+	name    string
+	do      func(ttft *time.Duration) error
+	gateway bool
+}
+
+func httpDo(c *http.Client, url, key string, body []byte) func(*time.Duration) error {
+	return func(*time.Duration) error {
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
+
+func httpStream(c *http.Client, url, key string, body []byte) func(*time.Duration) error {
+	return func(ttft *time.Duration) error {
+		start := time.Now()
+		req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		buf := make([]byte, 4096)
+		first := true
+		var all []byte
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 && first {
+				first = false
+				*ttft = time.Since(start)
+			}
+			all = append(all, buf[:n]...)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if !bytes.HasSuffix(all, []byte("data: [DONE]\n\n")) {
+			return errors.New("stream did not end with [DONE]")
+		}
+		return nil
+	}
+}
+
+func grpcRequest() *pb.CreateChatCompletionRequest {
+	return &pb.CreateChatCompletionRequest{
+		Model: "up/bench-model",
+		Messages: []*pb.ChatMessage{
+			{Role: "system", Content: &pb.MessageContent{Content: &pb.MessageContent_Text{Text: "You are terse."}}},
+			{Role: "user", Content: &pb.MessageContent{Content: &pb.MessageContent_Text{Text: "Say hello to the benchmark."}}},
+		},
+		MaxTokens:   ptr[int32](64),
+		Temperature: ptr(0.2),
+	}
+}
+
+func grpcDo(ctx context.Context, c pb.ChatServiceClient) func(*time.Duration) error {
+	req := grpcRequest()
+	return func(*time.Duration) error {
+		_, err := c.CreateChatCompletion(ctx, req)
+		return err
+	}
+}
+
+func grpcStream(ctx context.Context, c pb.ChatServiceClient) func(*time.Duration) error {
+	req := &pb.StreamChatCompletionRequest{Request: grpcRequest()}
+	return func(ttft *time.Duration) error {
+		start := time.Now()
+		s, err := c.StreamChatCompletion(ctx, req)
+		if err != nil {
+			return err
+		}
+		for first := true; ; first = false {
+			_, err := s.Recv()
+			if first {
+				*ttft = time.Since(start)
+			}
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+type latencies struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (l *latencies) add(d time.Duration) { l.mu.Lock(); l.d = append(l.d, d); l.mu.Unlock() }
+
+func (l *latencies) sorted() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
+	return l.d
+}
+
+type result struct {
+	n, errs int
+	elapsed time.Duration
+	lat     []time.Duration // sorted
+}
+
+func (r result) rps() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r result) p(q float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
+	}
+	i := int(float64(len(r.lat)-1) * q / 100)
+	return r.lat[i]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
+
+// runClosed runs workers that each send the next request as soon as the last one finished.
+func runClosed(t target, workers int, d time.Duration, ttft *latencies) result {
+	var lat latencies
+	var n, errs atomic.Int64
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				var first time.Duration
+				s := time.Now()
+				err := t.do(&first)
+				lat.add(time.Since(s))
+				n.Add(1)
+				if err != nil {
+					errs.Add(1)
+				} else if ttft != nil {
+					ttft.add(first)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return result{n: int(n.Load()), errs: int(errs.Load()), elapsed: time.Since(start), lat: lat.sorted()}
+}
+
+// runOpen sends requests at a fixed rate regardless of how long earlier ones take, and measures
+// each from the moment it was due (so a stalled gateway cannot hide its queueing).
+func runOpen(t target, rate int, d time.Duration) result {
+	var lat latencies
+	var errs atomic.Int64
+	interval := time.Second / time.Duration(rate)
+	total := int(d / interval)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range total {
+		due := start.Add(time.Duration(i) * interval)
+		if w := time.Until(due); w > 0 {
+			time.Sleep(w)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var first time.Duration
+			err := t.do(&first)
+			lat.add(time.Since(due))
+			if err != nil {
+				errs.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	return result{n: total, errs: int(errs.Load()), elapsed: time.Since(start), lat: lat.sorted()}
+}
+
+type gatewayProc struct {
+	cmd                       *exec.Cmd
+	httpAddr, grpcAddr, procs string
+	idleRSS                   float64
+	dir                       string
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func startGateway(binary, upstreamAddr string, pin bool) (*gatewayProc, error) {
+	abs, err := filepath.Abs(binary)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "gwbench")
+	if err != nil {
+		return nil, err
+	}
+	cfg := fmt.Sprintf(`log: {level: info, format: json}
+auth:
+  mode: api_key
+  api_keys:
+    - {name: bench, key: %q, tenant: bench}
+providers:
+  - {name: up, type: openai, base_url: "http://%s/v1", api_key: sk-upstream}
+`, apiKey, upstreamAddr)
+	cfgPath := filepath.Join(dir, "switchyard.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	g := &gatewayProc{dir: dir, procs: "default"}
+	addrs := make([]string, 3)
+	for i := range addrs {
+		if addrs[i], err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	g.httpAddr, g.grpcAddr = addrs[0], addrs[1]
+	args := []string{abs, "serve", "--config", cfgPath}
+	if pin {
+		args = append([]string{"taskset", "-c", "0"}, args...)
+		g.procs = "1"
+	}
+	g.cmd = exec.Command(args[0], args[1:]...)
+	g.cmd.Env = append(os.Environ(), "SWITCHYARD_HTTP_ADDR="+addrs[0], "SWITCHYARD_GRPC_ADDR="+addrs[1], "SWITCHYARD_ADMIN_ADDR="+addrs[2])
+	if pin {
+		g.cmd.Env = append(g.cmd.Env, "GOMAXPROCS=1")
+	}
+	logf, err := os.Create(filepath.Join(dir, "gateway.log"))
+	if err != nil {
+		return nil, err
+	}
+	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	if err := g.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start gateway: %w", err)
+	}
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addrs[2] + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if i > 200 {
+			g.stop()
+			log, _ := os.ReadFile(logf.Name())
+			return nil, fmt.Errorf("gateway not ready after 10s; log:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	g.idleRSS = g.rssMiB()
+	return g, nil
+}
+
+func (g *gatewayProc) stop() {
+	_ = g.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = g.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = g.cmd.Process.Kill()
+	}
+	_ = os.RemoveAll(g.dir)
+}
+
+// pid is the gateway's own pid (taskset execs it, so the pid is the same).
+func (g *gatewayProc) pid() int { return g.cmd.Process.Pid }
+
+// cpu returns the gateway's user+system CPU time so far, in nanoseconds (all threads).
+func (g *gatewayProc) cpu() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.pid()))
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	const clkTck = 100 // USER_HZ on Linux
+	return (ut + st) * int64(time.Second) / clkTck
+}
+
+func (g *gatewayProc) rssMiB() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.pid()))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
