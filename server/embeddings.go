@@ -1,0 +1,96 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/router"
+)
+
+// Embedding encodings.
+const (
+	EncodingFloat  = "float"
+	EncodingBase64 = "base64"
+)
+
+type embeddingService struct {
+	pb.UnimplementedEmbeddingServiceServer
+	routes func() *router.Router
+}
+
+// CreateEmbedding resolves the model and embeds the input with its provider. Providers that do not
+// implement llm.Embedder answer KindInvalidArgument. With encoding_format "base64" each vector is
+// returned as little-endian float32 bytes in embedding_bytes; otherwise ("" or "float") as floats.
+func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmbeddingRequest) (*pb.CreateEmbeddingResponse, error) {
+	base64 := false
+	switch in.GetEncodingFormat() {
+	case "", EncodingFloat:
+	case EncodingBase64:
+		base64 = true
+	default:
+		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "encoding_format",
+			Message: fmt.Sprintf("Invalid value for 'encoding_format': %q (want 'float' or 'base64').", in.GetEncodingFormat())}
+	}
+	target, err := s.routes().Resolve(in.GetModel())
+	if err != nil {
+		return nil, err
+	}
+	emb, ok := target.Provider.(llm.Embedder)
+	if !ok {
+		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model",
+			Message: fmt.Sprintf("model %s does not support embeddings", in.GetModel())}
+	}
+	req := &llm.EmbeddingRequest{
+		Model:      target.Model,
+		Texts:      in.GetInput().GetTexts(),
+		Dimensions: in.Dimensions,
+		User:       in.GetUser(),
+	}
+	if toks := in.GetInput().GetTokens(); len(toks) > 0 {
+		req.Tokens = make([][]int32, len(toks))
+		for i, t := range toks {
+			req.Tokens[i] = t.GetIds()
+		}
+	}
+	resp, err := emb.Embed(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(req.Texts) + len(req.Tokens); len(resp.Vectors) != n {
+		return nil, &llm.Error{Kind: llm.KindUpstream, Provider: target.ProviderName, Message: "upstream returned a wrong number of embeddings",
+			Err: fmt.Errorf("embed %s: got %d vectors for %d inputs", target.Name(), len(resp.Vectors), n)}
+	}
+	out := &pb.CreateEmbeddingResponse{
+		Object: "list",
+		Model:  resp.Model,
+		Data:   make([]*pb.Embedding, len(resp.Vectors)),
+		Usage:  &pb.EmbeddingUsage{PromptTokens: resp.PromptTokens, TotalTokens: resp.PromptTokens},
+	}
+	if out.Model == "" {
+		out.Model = target.Model
+	}
+	for i, v := range resp.Vectors {
+		e := &pb.Embedding{Object: "embedding", Index: int32(i)}
+		if base64 {
+			e.EmbeddingBytes = float32Bytes(v)
+		} else {
+			e.Embedding = v
+		}
+		out.Data[i] = e
+	}
+	return out, nil
+}
+
+// float32Bytes encodes v as little-endian IEEE 754 float32 values, the layout OpenAI's base64
+// embeddings use.
+func float32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}
