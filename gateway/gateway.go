@@ -1,0 +1,128 @@
+// Package gateway is Switchyard's REST edge: the OpenAI-compatible API (chat completions with and
+// without streaming, embeddings, models) served by grpc-gateway over a gRPC client connection to
+// the process's own gRPC server, so REST calls pass the same interceptor chain as gRPC calls.
+//
+// Besides the generated handlers it owns the OpenAI wire details: a codec that normalizes
+// OpenAI's polymorphic request fields and writes OpenAI's exact response JSON and server-sent
+// events, a router that picks the streaming RPC when the body says "stream": true, OpenAI-shaped
+// errors for every failure, gzip for JSON answers, a body size limit and tracing.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/klauspost/compress/gzhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+)
+
+// DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 32 << 20
+
+// Options configures the gateway. The zero value is usable.
+type Options struct {
+	MaxBodyBytes int64        // request body limit; 0 means DefaultMaxBodyBytes. Larger bodies answer 413.
+	Logger       *slog.Logger // nil means slog.Default()
+}
+
+type gateway struct {
+	log *slog.Logger
+}
+
+// New returns the REST handler serving the OpenAI-compatible API over conn, a gRPC client
+// connection to the process's own gRPC server (so REST shares the server's interceptor chain).
+// ctx bounds registration.
+//
+// conn's message size limits must be at least MaxBodyBytes (gRPC's default of 4 MiB turns large
+// requests into errors): use grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(n),
+// grpc.MaxCallRecvMsgSize(n)). For traces to continue from REST into gRPC, conn needs an otelgrpc
+// client stats handler.
+//
+// Served routes, each also without the /v1 prefix: POST /v1/chat/completions (JSON, or server-sent
+// events when the body has "stream": true), POST /v1/embeddings, GET /v1/models and
+// GET /v1/models/{id} (ids may contain '/').
+//
+// Request headers forwarded as gRPC metadata: authorization (an empty header is dropped),
+// x-request-id, x-switchyard-*, and the standard HTTP headers as grpcgateway-*. Response
+// metadata forwarded as headers: x-request-id, x-switchyard-*, x-ratelimit-*, retry-after.
+func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http.Handler, error) {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	g := &gateway{log: opts.Logger}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, newCodec()), // any Content-Type is JSON
+		runtime.WithErrorHandler(g.errorHandler),
+		runtime.WithRoutingErrorHandler(g.routingErrorHandler),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithOutgoingTrailerMatcher(outgoingHeader),
+		runtime.WithForwardResponseOption(sseHeaders),
+		runtime.WithDisablePathLengthFallback(), // a form-encoded POST must not turn into a GET
+		runtime.WithWriteContentLength(),
+	)
+	if err := pb.RegisterChatServiceHandlerClient(ctx, mux, chatClient{pb.NewChatServiceClient(conn)}); err != nil {
+		return nil, fmt.Errorf("gateway.New: register chat service: %w", err)
+	}
+	if err := pb.RegisterEmbeddingServiceHandlerClient(ctx, mux, pb.NewEmbeddingServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("gateway.New: register embedding service: %w", err)
+	}
+	if err := pb.RegisterModelServiceHandlerClient(ctx, mux, pb.NewModelServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("gateway.New: register model service: %w", err)
+	}
+	gz, err := gzhttp.NewWrapper(
+		gzhttp.ExceptContentTypes([]string{"text/event-stream"}), // SSE chunks are tiny and latency-bound
+		gzhttp.MinSize(1024),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gateway.New: gzip: %w", err)
+	}
+	var h http.Handler = &router{next: mux, maxBody: opts.MaxBodyBytes}
+	h = gz(h)
+	h = otelhttp.NewHandler(h, "switchyard.rest", otelhttp.WithSpanNameFormatter(spanName))
+	return h, nil
+}
+
+// sseHeaders sets the event-stream headers. The gateway calls it with a nil message once, when a
+// stream starts.
+func sseHeaders(_ context.Context, w http.ResponseWriter, m proto.Message) error {
+	if m == nil {
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("X-Accel-Buffering", "no") // nginx must not buffer the stream
+	}
+	return nil
+}
+
+// incomingHeader maps request headers to gRPC metadata: x-request-id and x-switchyard-* as
+// themselves, the rest as grpc-gateway does by default. (Authorization is always forwarded.)
+func incomingHeader(key string) (string, bool) {
+	lower := strings.ToLower(key)
+	if lower == "x-request-id" || strings.HasPrefix(lower, "x-switchyard-") {
+		return lower, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// outgoingHeader is the allowlist of response metadata sent to clients as headers; anything else
+// (grpc-gateway would send it as Grpc-Metadata-*) stays internal.
+func outgoingHeader(key string) (string, bool) {
+	lower := strings.ToLower(key)
+	switch {
+	case lower == "x-request-id", lower == "retry-after",
+		strings.HasPrefix(lower, "x-switchyard-"), strings.HasPrefix(lower, "x-ratelimit-"):
+		return lower, true
+	}
+	return "", false
+}
