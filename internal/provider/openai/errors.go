@@ -1,0 +1,258 @@
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchyard/switchyard/internal/llm"
+)
+
+// maxUpstreamMessage bounds the upstream message kept for operators.
+const maxUpstreamMessage = 512
+
+// upstreamError is an upstream error object, normalised across OpenAI-compatible servers.
+type upstreamError struct {
+	Message string
+	Type    string
+	Code    string // OpenAI's string code; a numeric code (vLLM) is kept in Status
+	Status  int    // numeric code, if the server sent one
+	Param   string
+}
+
+// parseErrorBody reads an error body. It accepts OpenAI's {"error":{...}}, a top-level error
+// object (vLLM) and {"error":"text"}; anything else becomes the (trimmed) body text as message.
+func parseErrorBody(body []byte) upstreamError {
+	var eb errorBody
+	if err := json.Unmarshal(body, &eb); err != nil {
+		return upstreamError{Message: string(bytes.TrimSpace(body))}
+	}
+	if len(eb.Error) > 0 && !bytes.Equal(eb.Error, []byte("null")) {
+		return parseErrorValue(eb.Error)
+	}
+	ue := upstreamError{Message: eb.Message, Type: eb.Type}
+	ue.Code, ue.Status = parseCode(eb.Code)
+	if eb.Param != nil {
+		ue.Param = *eb.Param
+	}
+	return ue
+}
+
+// parseErrorValue reads the value of an "error" member: an object or a string.
+func parseErrorValue(raw json.RawMessage) upstreamError {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return upstreamError{Message: s}
+	}
+	var eo errorObject
+	if err := json.Unmarshal(raw, &eo); err != nil {
+		return upstreamError{Message: string(raw)}
+	}
+	ue := upstreamError{Message: eo.Message, Type: eo.Type}
+	ue.Code, ue.Status = parseCode(eo.Code)
+	if eo.Param != nil {
+		ue.Param = *eo.Param
+	}
+	return ue
+}
+
+func parseCode(raw json.RawMessage) (code string, status int) {
+	if len(raw) == 0 {
+		return "", 0
+	}
+	if json.Unmarshal(raw, &code) == nil {
+		return code, 0
+	}
+	if json.Unmarshal(raw, &status) == nil {
+		return "", status
+	}
+	return "", 0
+}
+
+// classifyStatus turns an upstream HTTP error answer into an *llm.Error. Message is what a client
+// may see: the upstream's own message only for parameter and business errors, where it helps the
+// client fix its request; a fixed sentence otherwise (the upstream's stays in UpstreamMessage).
+func classifyStatus(provider string, status int, header http.Header, body []byte) *llm.Error {
+	ue := parseErrorBody(body)
+	e := newUpstreamError(provider, status, ue)
+	e.RetryAfter = retryAfter(header, time.Now())
+	return e
+}
+
+// classifyStreamError turns an error object sent inside a 200 stream (or a 200 body) into an
+// *llm.Error. Without a status, the error's type and code decide.
+func classifyStreamError(provider string, status int, raw json.RawMessage) *llm.Error {
+	ue := parseErrorValue(raw)
+	e := newUpstreamError(provider, status, ue)
+	return e
+}
+
+func newUpstreamError(provider string, status int, ue upstreamError) *llm.Error {
+	e := &llm.Error{
+		Provider:        provider,
+		UpstreamStatus:  status,
+		UpstreamMessage: truncate(ue.Message, maxUpstreamMessage),
+	}
+	effective := status
+	if (effective < 400) && ue.Status >= 400 {
+		effective = ue.Status // an error object in a 200 answer carrying its own status
+	}
+	if effective < 400 {
+		effective = statusFromType(ue.Type, ue.Code)
+	}
+	clientMsg := func(fallback string) string {
+		if e.UpstreamMessage != "" {
+			return e.UpstreamMessage
+		}
+		return fallback
+	}
+	switch {
+	case isContextLength(ue):
+		e.Kind, e.Code, e.Param = llm.KindBusiness, "context_length_exceeded", ue.Param
+		e.Message = clientMsg("the request exceeds the model's context length")
+		return e
+	case isContentFilter(ue):
+		e.Kind, e.Code = llm.KindBusiness, "content_filter"
+		e.Message = clientMsg("the request was rejected by the provider's content policy")
+		return e
+	case ue.Code == "model_not_found":
+		effective = http.StatusNotFound
+	case ue.Code == "insufficient_quota":
+		effective = http.StatusPaymentRequired
+	}
+	switch effective {
+	case http.StatusBadRequest, http.StatusUnprocessableEntity:
+		e.Kind, e.Code, e.Param = llm.KindInvalidArgument, ue.Code, ue.Param
+		e.Message = clientMsg("the upstream provider rejected the request")
+	case http.StatusUnauthorized:
+		e.Kind = llm.KindUnauthenticated
+		e.Message = "the upstream provider rejected the gateway's credentials"
+	case http.StatusForbidden:
+		e.Kind = llm.KindPermissionDenied
+		e.Message = "the upstream provider denied the gateway access"
+	case http.StatusNotFound:
+		e.Kind, e.Code = llm.KindNotFound, "model_not_found"
+		e.Message = "the model was not found at the upstream provider"
+	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
+		e.Kind = llm.KindTimeout
+		e.Message = "the upstream provider timed out"
+	case http.StatusRequestEntityTooLarge:
+		e.Kind = llm.KindTooLarge
+		e.Message = "the request is too large for the upstream provider"
+	case http.StatusPaymentRequired:
+		e.Kind, e.Code = llm.KindQuotaExceeded, "insufficient_quota"
+		e.Message = "the upstream provider's quota is exhausted"
+	case http.StatusTooManyRequests:
+		e.Kind = llm.KindRateLimited
+		e.Message = "the upstream provider's rate limit was reached"
+	case http.StatusServiceUnavailable:
+		e.Kind = llm.KindUnavailable
+		e.Message = "the upstream provider is unavailable"
+	case 529: // overloaded (Anthropic's status, sent by some compatible proxies)
+		e.Kind = llm.KindRateLimited
+		e.Message = "the upstream provider is overloaded"
+	default: // 500, 502 and anything unexpected
+		e.Kind = llm.KindUpstream
+		e.Message = "the upstream provider failed"
+	}
+	return e
+}
+
+// statusFromType guesses an HTTP status for an error object that came without one.
+func statusFromType(typ, code string) int {
+	switch {
+	case typ == "invalid_request_error" || code == "invalid_request_error" || typ == "BadRequestError":
+		return http.StatusBadRequest
+	case typ == "authentication_error":
+		return http.StatusUnauthorized
+	case typ == "permission_error":
+		return http.StatusForbidden
+	case typ == "rate_limit_error" || code == "rate_limit_exceeded":
+		return http.StatusTooManyRequests
+	case typ == "overloaded_error":
+		return 529
+	case typ == "insufficient_quota" || code == "insufficient_quota":
+		return http.StatusPaymentRequired
+	}
+	return http.StatusInternalServerError
+}
+
+func isContextLength(ue upstreamError) bool {
+	if ue.Code == "context_length_exceeded" || ue.Type == "context_length_exceeded" {
+		return true
+	}
+	m := strings.ToLower(ue.Message)
+	return strings.Contains(m, "maximum context length") || strings.Contains(m, "context length exceeded")
+}
+
+func isContentFilter(ue upstreamError) bool {
+	switch ue.Code {
+	case "content_filter", "content_policy_violation", "content_filtered":
+		return true
+	}
+	return ue.Type == "content_filter" || strings.Contains(ue.Message, "content management policy")
+}
+
+// retryAfter reads retry-after-ms (milliseconds) or Retry-After (seconds or an HTTP date).
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := h.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// classifyTransport turns an error from sending a request or reading an answer into an
+// *llm.Error. ctx is the call's context: its end decides between canceled and timed out.
+// midStream selects the kind for a broken connection: KindUpstream once the upstream had
+// answered, KindUnavailable when it could not be reached.
+func classifyTransport(ctx context.Context, provider string, err error, midStream bool) *llm.Error {
+	e := &llm.Error{Provider: provider, Err: err, UpstreamMessage: truncate(err.Error(), maxUpstreamMessage)}
+	var netErr net.Error
+	switch cerr := ctx.Err(); {
+	case errors.Is(cerr, context.Canceled) || (cerr == nil && errors.Is(err, context.Canceled)):
+		e.Kind, e.Message = llm.KindCanceled, "the request was canceled"
+	case cerr != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
+		e.Kind, e.Message = llm.KindTimeout, "the upstream provider timed out"
+	case midStream:
+		e.Kind, e.Message = llm.KindUpstream, "the upstream provider's stream broke"
+	default:
+		e.Kind, e.Message = llm.KindUnavailable, "the upstream provider is unreachable"
+	}
+	return e
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

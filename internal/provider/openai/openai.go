@@ -1,0 +1,224 @@
+// Package openai adapts any OpenAI-compatible Chat Completions and Embeddings upstream (OpenAI,
+// Azure's v1 API, vLLM, DeepSeek, Qwen's compatible mode, Ollama's /v1, ...) to llm.Provider.
+package openai
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider"
+)
+
+// DefaultBaseURL is used when the configuration names none.
+const DefaultBaseURL = "https://api.openai.com/v1"
+
+// maxErrorBody bounds how much of an upstream error answer is read.
+const maxErrorBody = 64 << 10
+
+// Provider talks to one OpenAI-compatible upstream. It implements llm.Provider, llm.Embedder and
+// llm.ModelLister, and is safe for concurrent use.
+type Provider struct {
+	cfg        provider.Config
+	client     *http.Client
+	chatURL    string
+	embedURL   string
+	authHeader string // "Bearer <key>", empty when no key is configured
+}
+
+var (
+	_ llm.Provider    = (*Provider)(nil)
+	_ llm.Embedder    = (*Provider)(nil)
+	_ llm.ModelLister = (*Provider)(nil)
+)
+
+// New returns a provider for the upstream cfg describes: cfg.BaseURL (DefaultBaseURL when
+// empty) up to and including the API version, e.g. http://localhost:8000/v1; cfg.APIKey sent as
+// a bearer token when set; cfg.Headers added to every request (they override the defaults, so
+// Azure's "api-key" header works with an empty APIKey). It matches provider.Factory.
+func New(cfg provider.Config) (llm.Provider, error) {
+	return NewWithClient(cfg, provider.NewHTTPClient(cfg))
+}
+
+// NewWithClient is New with a caller-supplied HTTP client (tests, custom transports).
+func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) {
+	base := cfg.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("openai.New: base_url %q is not an http(s) URL", cfg.BaseURL)
+	}
+	base = strings.TrimRight(base, "/")
+	p := &Provider{cfg: cfg, client: client, chatURL: base + "/chat/completions", embedURL: base + "/embeddings"}
+	if cfg.APIKey != "" {
+		p.authHeader = "Bearer " + cfg.APIKey
+	}
+	return p, nil
+}
+
+// Models returns the configured model names (cfg.Models).
+func (p *Provider) Models() []string { return slices.Clone(p.cfg.Models) }
+
+// Chat sends a blocking chat completion.
+func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+	ctx, cancel := p.callContext(ctx)
+	defer cancel()
+	resp, err := p.post(ctx, p.chatURL, encodeChat(req, false), false)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var w chatResponse
+	if err := p.decodeBody(ctx, resp, &w); err != nil {
+		return nil, err
+	}
+	if hasError(w.Error) {
+		return nil, classifyStreamError(p.cfg.Name, resp.StatusCode, w.Error)
+	}
+	return decodeResponse(&w), nil
+}
+
+// ChatStream starts a streamed chat completion. The upstream is always asked for a final usage
+// chunk (stream_options.include_usage); whether the client sees it is the caller's decision.
+func (p *Provider) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
+	ctx, cancel := p.callContext(ctx)
+	resp, err := p.post(ctx, p.chatURL, encodeChat(req, true), true)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return newStream(ctx, cancel, p.cfg.Name, resp), nil
+}
+
+// Embed returns one vector per input, in input order. It always asks the upstream for float
+// vectors (encoding_format "float"), which every compatible server supports.
+func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
+	n := len(req.Texts)
+	w := embeddingRequest{Model: req.Model, EncodingFormat: "float", Dimensions: req.Dimensions, User: req.User}
+	if n > 0 {
+		w.Input = req.Texts
+	} else {
+		n = len(req.Tokens)
+		w.Input = req.Tokens
+	}
+	if n == 0 {
+		return nil, llm.Errorf(llm.KindInvalidArgument, "embeddings need at least one input")
+	}
+	ctx, cancel := p.callContext(ctx)
+	defer cancel()
+	resp, err := p.post(ctx, p.embedURL, &w, false)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var er embeddingResponse
+	if err := p.decodeBody(ctx, resp, &er); err != nil {
+		return nil, err
+	}
+	if hasError(er.Error) {
+		return nil, classifyStreamError(p.cfg.Name, resp.StatusCode, er.Error)
+	}
+	out := &llm.EmbeddingResponse{Model: er.Model, Vectors: make([][]float32, n), PromptTokens: er.Usage.PromptTokens}
+	for _, d := range er.Data {
+		if d.Index < 0 || d.Index >= n || out.Vectors[d.Index] != nil {
+			return nil, p.badAnswer(fmt.Errorf("embedding index %d out of range or repeated (%d inputs)", d.Index, n))
+		}
+		out.Vectors[d.Index] = d.Embedding
+	}
+	if len(er.Data) != n {
+		return nil, p.badAnswer(fmt.Errorf("%d embeddings for %d inputs", len(er.Data), n))
+	}
+	return out, nil
+}
+
+// callContext applies cfg.Timeout when ctx has no deadline of its own.
+func (p *Provider) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if p.cfg.Timeout > 0 {
+		if _, ok := ctx.Deadline(); !ok {
+			return context.WithTimeout(ctx, p.cfg.Timeout)
+		}
+	}
+	return context.WithCancel(ctx)
+}
+
+// post sends body as JSON and returns a 2xx response; any other answer is read, closed and
+// returned as a classified *llm.Error.
+func (p *Provider) post(ctx context.Context, url string, body any, stream bool) (*http.Response, error) {
+	buf := bytes.NewBuffer(make([]byte, 0, 2048))
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(body); err != nil {
+		return nil, llm.Wrap(llm.KindInvalidArgument, fmt.Errorf("openai: encode request: %w", err), "the request could not be encoded")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		return nil, llm.Wrap(llm.KindInternal, fmt.Errorf("openai: build request: %w", err), "")
+	}
+	h := req.Header
+	h["Content-Type"] = []string{"application/json"}
+	if stream {
+		h["Accept"] = []string{"text/event-stream"}
+	} else {
+		h["Accept"] = []string{"application/json"}
+	}
+	if p.authHeader != "" {
+		h["Authorization"] = []string{p.authHeader}
+	}
+	for k, v := range p.cfg.Headers {
+		h.Set(k, v)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, classifyTransport(ctx, p.cfg.Name, err, false)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if rerr != nil && ctx.Err() != nil {
+		return nil, classifyTransport(ctx, p.cfg.Name, rerr, true)
+	}
+	return nil, classifyStatus(p.cfg.Name, resp.StatusCode, resp.Header, b)
+}
+
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// decodeBody reads a whole JSON answer into v through a pooled buffer (Unmarshal copies what it
+// keeps, so the buffer can be reused).
+func (p *Provider) decodeBody(ctx context.Context, resp *http.Response, v any) error {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			bodyPool.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return classifyTransport(ctx, p.cfg.Name, err, true)
+	}
+	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+		return p.badAnswer(fmt.Errorf("decode answer: %w", err))
+	}
+	return nil
+}
+
+func (p *Provider) badAnswer(err error) *llm.Error {
+	e := llm.Wrap(llm.KindUpstream, fmt.Errorf("openai: %w", err), "the upstream provider sent an invalid answer")
+	e.Provider = p.cfg.Name
+	return e
+}
+
+func hasError(raw json.RawMessage) bool {
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+}
