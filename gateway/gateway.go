@@ -70,6 +70,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 		runtime.WithOutgoingTrailerMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(sseHeaders),
 		runtime.WithDisablePathLengthFallback(), // a form-encoded POST must not turn into a GET
+		runtime.WithStrictDeepWildcardMatching(), // GET /v1/models is the list, not the model ""
 		runtime.WithWriteContentLength(),
 	)
 	if err := pb.RegisterChatServiceHandlerClient(ctx, mux, chatClient{pb.NewChatServiceClient(conn)}); err != nil {

@@ -105,6 +105,8 @@ func normalizeEmbedding(dst, body []byte) []byte {
 			default: // strings, an empty list, or a mix protojson will reject with the field name
 				ins = wrap(ins, v, `{"texts":`, `}`)
 			}
+		case v.IsObject() && !hasAnyKey(v, "texts", "tokens"):
+			ins = wrap(ins, v, `{"texts":`, `}`) // not the typed shape: let protojson reject it as input
 		}
 		return false
 	})

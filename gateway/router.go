@@ -40,8 +40,8 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	public, rawPublic := versioned(path), r.URL.RawPath
-	if public != path && rawPublic != "" {
-		rawPublic = "/v1" + rawPublic
+	if rawPublic != "" {
+		rawPublic = versioned(rawPublic)
 	}
 	r.Pattern = routeOf(public)
 
@@ -64,7 +64,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	if public != path {
+	if public != path || rawPublic != r.URL.RawPath {
 		r2 := *r
 		u := *r.URL
 		u.Path, u.RawPath = public, rawPublic
@@ -104,8 +104,12 @@ func tooLarge(limit int64) *llm.Error {
 	return llm.Errorf(llm.KindTooLarge, "the request body is larger than the limit of %d bytes", limit)
 }
 
-// versioned returns path with the /v1 prefix when it is one of the routes served without it.
+// versioned returns path with the /v1 prefix when it is one of the routes served without it, and
+// without a trailing slash.
 func versioned(path string) string {
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1]
+	}
 	switch {
 	case strings.HasPrefix(path, "/v1/"):
 		return path
