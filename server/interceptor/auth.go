@@ -1,0 +1,68 @@
+package interceptor
+
+import (
+	"context"
+	"strings"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
+	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/errmap"
+	"github.com/switchyard/switchyard/internal/llm"
+)
+
+// authFunc authenticates the bearer token of the `authorization` metadata and puts the principal in
+// the context. A missing or empty header is the empty token: the authenticator decides (mode none
+// admits it). A header with another scheme is rejected unless the authenticator admits anonymous
+// callers.
+func authFunc(a auth.Authenticator) grpcauth.AuthFunc {
+	return func(ctx context.Context) (context.Context, error) {
+		token, schemeErr := bearerToken(ctx)
+		p, err := a.Authenticate(ctx, token)
+		if err != nil {
+			if schemeErr != nil {
+				err = schemeErr
+			}
+			return nil, errmap.ToStatus(err).Err()
+		}
+		logging.AddFields(ctx, logging.Fields{fieldTenant, p.Tenant, fieldSubject, p.Subject})
+		return auth.NewContext(ctx, p), nil
+	}
+}
+
+// bearerToken returns the token of "Bearer <token>" (scheme case-insensitive), "" for a missing or
+// empty header, and "" with an error for any other scheme.
+func bearerToken(ctx context.Context) (string, error) {
+	vs := metadata.ValueFromIncomingContext(ctx, "authorization")
+	if len(vs) == 0 {
+		return "", nil
+	}
+	v := strings.TrimSpace(vs[0])
+	if v == "" {
+		return "", nil
+	}
+	scheme, token, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return "", &llm.Error{Kind: llm.KindUnauthenticated, Code: "invalid_api_key",
+			Message: "The authorization header must use the Bearer scheme: 'Authorization: Bearer <key>'."}
+	}
+	return strings.TrimSpace(token), nil
+}
+
+// needsAuth exempts gRPC health checks and server reflection from authentication.
+var needsAuth = selector.MatchFunc(func(_ context.Context, c interceptors.CallMeta) bool {
+	return !strings.HasPrefix(c.Service, "grpc.health.v1.") && !strings.HasPrefix(c.Service, "grpc.reflection.")
+})
+
+func unaryAuth(a auth.Authenticator) grpc.UnaryServerInterceptor {
+	return selector.UnaryServerInterceptor(grpcauth.UnaryServerInterceptor(authFunc(a)), needsAuth)
+}
+
+func streamAuth(a auth.Authenticator) grpc.StreamServerInterceptor {
+	return selector.StreamServerInterceptor(grpcauth.StreamServerInterceptor(authFunc(a)), needsAuth)
+}

@@ -1,0 +1,69 @@
+package interceptor
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+
+	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// RequestIDHeader is the metadata key (and HTTP header) carrying the request id, both ways.
+const RequestIDHeader = "x-request-id"
+
+const maxRequestIDLen = 128
+
+type requestIDKey struct{}
+
+// RequestIDFromContext returns the request id of the call ctx belongs to, or "" outside the chain.
+func RequestIDFromContext(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// withRequestID returns ctx carrying the caller's x-request-id if it is sane (1 to 128 characters of
+// [A-Za-z0-9._-]), or a new random id otherwise, and the id.
+func withRequestID(ctx context.Context) (context.Context, string) {
+	var id string
+	if vs := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(vs) > 0 && saneRequestID(vs[0]) {
+		id = vs[0]
+	} else {
+		id = newRequestID()
+	}
+	return context.WithValue(ctx, requestIDKey{}, id), id
+}
+
+func saneRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 16 random bytes as 32 hex digits.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+func unaryRequestID(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, id := withRequestID(ctx)
+	// The header goes out with the response or the error status, whichever comes first.
+	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	return handler(ctx, req)
+}
+
+func streamRequestID(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, id := withRequestID(ss.Context())
+	_ = ss.SetHeader(metadata.Pairs(RequestIDHeader, id))
+	return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
+}

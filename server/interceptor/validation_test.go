@@ -1,0 +1,185 @@
+package interceptor
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+	"github.com/switchyard/switchyard/internal/llm"
+)
+
+func text(s string) *pb.MessageContent {
+	return &pb.MessageContent{Content: &pb.MessageContent_Text{Text: s}}
+}
+
+func parts(ps ...*pb.ContentPart) *pb.MessageContent {
+	return &pb.MessageContent{Content: &pb.MessageContent_Parts{Parts: &pb.ContentParts{Parts: ps}}}
+}
+
+// chat returns a valid request changed by edit.
+func chat(edit func(r *pb.CreateChatCompletionRequest)) *pb.CreateChatCompletionRequest {
+	r := &pb.CreateChatCompletionRequest{Model: "openai/gpt-4o", Messages: []*pb.ChatMessage{{Role: "user", Content: text("hi")}}}
+	if edit != nil {
+		edit(r)
+	}
+	return r
+}
+
+func fn(name string) *pb.Tool {
+	return &pb.Tool{Type: "function", Function: &pb.FunctionDefinition{Name: name}}
+}
+
+func TestValidateChat(t *testing.T) {
+	cases := []struct {
+		name      string
+		req       *pb.CreateChatCompletionRequest
+		wantParam string // "" means valid
+	}{
+		{"minimal", chat(nil), ""},
+		{"everything in range", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.Temperature, r.TopP = llm.Ptr(2.0), llm.Ptr(0.0)
+			r.PresencePenalty, r.FrequencyPenalty = llm.Ptr(-2.0), llm.Ptr(2.0)
+			r.MaxTokens, r.MaxCompletionTokens, r.N = llm.Ptr(int32(1)), llm.Ptr(int32(1)), llm.Ptr(int32(8))
+			r.Stop = []string{"a", "b", "c", "d"}
+			r.Tools = []*pb.Tool{fn("get_weather-2"), {Function: &pb.FunctionDefinition{Name: strings.Repeat("x", 64)}}}
+			r.ToolChoice = &pb.ToolChoice{Choice: &pb.ToolChoice_Mode{Mode: "required"}}
+			r.ResponseFormat = &pb.ResponseFormat{Type: "json_schema", JsonSchema: &pb.JSONSchema{Name: "answer"}}
+			r.Messages = append(r.Messages,
+				&pb.ChatMessage{Role: "system", Content: text("be brief")},
+				&pb.ChatMessage{Role: "developer", Content: text("")},
+				&pb.ChatMessage{Role: "assistant", ToolCalls: []*pb.ToolCall{{Id: "c1", Function: &pb.FunctionCall{Name: "f"}}}},
+				&pb.ChatMessage{Role: "tool", ToolCallId: "c1", Content: text("42")},
+				&pb.ChatMessage{Role: "user", Content: parts(
+					&pb.ContentPart{Type: "text", Text: "see"},
+					&pb.ContentPart{Type: "image_url", ImageUrl: &pb.ImageURL{Url: "https://x/y.png"}},
+					&pb.ContentPart{Type: "input_audio", InputAudio: &pb.InputAudio{Data: "AA", Format: "wav"}},
+					&pb.ContentPart{Type: "file", File: &pb.File{FileId: "f1"}},
+				)},
+			)
+		}), ""},
+		{"named tool choice", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.ToolChoice = &pb.ToolChoice{Choice: &pb.ToolChoice_Named{Named: &pb.NamedToolChoice{Function: &pb.FunctionName{Name: "f"}}}}
+		}), ""},
+		{"no model", chat(func(r *pb.CreateChatCompletionRequest) { r.Model = "" }), "model"},
+		{"no messages", chat(func(r *pb.CreateChatCompletionRequest) { r.Messages = nil }), "messages"},
+		{"unknown role", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.Messages = append(r.Messages, &pb.ChatMessage{Role: "user", Content: text("a")}, &pb.ChatMessage{Role: "robot", Content: text("b")})
+		}), "messages[2].role"},
+		{"empty role", chat(func(r *pb.CreateChatCompletionRequest) { r.Messages[0].Role = "" }), "messages[0].role"},
+		{"tool message without tool_call_id", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.Messages = append(r.Messages, &pb.ChatMessage{Role: "tool", Content: text("42")})
+		}), "messages[1].tool_call_id"},
+		{"user message without content", chat(func(r *pb.CreateChatCompletionRequest) { r.Messages[0].Content = nil }), "messages[0].content"},
+		{"empty parts", chat(func(r *pb.CreateChatCompletionRequest) { r.Messages[0].Content = parts() }), "messages[0].content"},
+		{"unknown part type", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.Messages[0].Content = parts(&pb.ContentPart{Type: "text"}, &pb.ContentPart{Type: "video"})
+		}), "messages[0].content[1].type"},
+		{"image part without url", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.Messages[0].Content = parts(&pb.ContentPart{Type: "image_url"})
+		}), "messages[0].content[0].image_url.url"},
+		{"assistant tool call without name", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.Messages = append(r.Messages, &pb.ChatMessage{Role: "assistant", ToolCalls: []*pb.ToolCall{{Id: "c"}}})
+		}), "messages[1].tool_calls[0].function.name"},
+		{"temperature above 2", chat(func(r *pb.CreateChatCompletionRequest) { r.Temperature = llm.Ptr(2.01) }), "temperature"},
+		{"temperature below 0", chat(func(r *pb.CreateChatCompletionRequest) { r.Temperature = llm.Ptr(-0.1) }), "temperature"},
+		{"temperature NaN", chat(func(r *pb.CreateChatCompletionRequest) { r.Temperature = llm.Ptr(math.NaN()) }), "temperature"},
+		{"top_p above 1", chat(func(r *pb.CreateChatCompletionRequest) { r.TopP = llm.Ptr(1.5) }), "top_p"},
+		{"presence_penalty", chat(func(r *pb.CreateChatCompletionRequest) { r.PresencePenalty = llm.Ptr(-2.5) }), "presence_penalty"},
+		{"frequency_penalty", chat(func(r *pb.CreateChatCompletionRequest) { r.FrequencyPenalty = llm.Ptr(3.0) }), "frequency_penalty"},
+		{"max_tokens 0", chat(func(r *pb.CreateChatCompletionRequest) { r.MaxTokens = llm.Ptr(int32(0)) }), "max_tokens"},
+		{"max_completion_tokens negative", chat(func(r *pb.CreateChatCompletionRequest) { r.MaxCompletionTokens = llm.Ptr(int32(-1)) }), "max_completion_tokens"},
+		{"n 0", chat(func(r *pb.CreateChatCompletionRequest) { r.N = llm.Ptr(int32(0)) }), "n"},
+		{"n 9", chat(func(r *pb.CreateChatCompletionRequest) { r.N = llm.Ptr(int32(9)) }), "n"},
+		{"five stops", chat(func(r *pb.CreateChatCompletionRequest) { r.Stop = []string{"a", "b", "c", "d", "e"} }), "stop"},
+		{"tool without function", chat(func(r *pb.CreateChatCompletionRequest) { r.Tools = []*pb.Tool{fn("ok"), {Type: "function"}} }), "tools[1].function"},
+		{"tool of another type", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.Tools = []*pb.Tool{{Type: "web_search", Function: &pb.FunctionDefinition{Name: "f"}}}
+		}), "tools[0].type"},
+		{"tool name with a space", chat(func(r *pb.CreateChatCompletionRequest) { r.Tools = []*pb.Tool{fn("get weather")} }), "tools[0].function.name"},
+		{"tool name too long", chat(func(r *pb.CreateChatCompletionRequest) { r.Tools = []*pb.Tool{fn(strings.Repeat("x", 65))} }), "tools[0].function.name"},
+		{"empty tool name", chat(func(r *pb.CreateChatCompletionRequest) { r.Tools = []*pb.Tool{fn("")} }), "tools[0].function.name"},
+		{"unknown response format", chat(func(r *pb.CreateChatCompletionRequest) { r.ResponseFormat = &pb.ResponseFormat{Type: "xml"} }), "response_format.type"},
+		{"json_schema without name", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.ResponseFormat = &pb.ResponseFormat{Type: "json_schema", JsonSchema: &pb.JSONSchema{}}
+		}), "response_format.json_schema.name"},
+		{"unknown tool choice mode", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.ToolChoice = &pb.ToolChoice{Choice: &pb.ToolChoice_Mode{Mode: "any"}}
+		}), "tool_choice"},
+		{"named tool choice without name", chat(func(r *pb.CreateChatCompletionRequest) {
+			r.ToolChoice = &pb.ToolChoice{Choice: &pb.ToolChoice_Named{Named: &pb.NamedToolChoice{}}}
+		}), "tool_choice.function.name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkParam(t, validate(c.req), c.wantParam)
+			// The streaming RPC's wrapper is validated the same way.
+			checkParam(t, validate(&pb.StreamChatCompletionRequest{Request: c.req}), c.wantParam)
+		})
+	}
+	checkParam(t, validate(&pb.StreamChatCompletionRequest{}), "request")
+}
+
+func TestValidateEmbeddingAndModel(t *testing.T) {
+	texts := &pb.EmbeddingInput{Texts: []string{"a"}}
+	cases := []struct {
+		name      string
+		req       any
+		wantParam string
+	}{
+		{"texts", &pb.CreateEmbeddingRequest{Model: "m", Input: texts}, ""},
+		{"tokens, base64, dimensions", &pb.CreateEmbeddingRequest{Model: "m", Input: &pb.EmbeddingInput{Tokens: []*pb.TokenIDs{{Ids: []int32{1}}}},
+			EncodingFormat: "base64", Dimensions: llm.Ptr(int32(256))}, ""},
+		{"float", &pb.CreateEmbeddingRequest{Model: "m", Input: texts, EncodingFormat: "float"}, ""},
+		{"2048 inputs", &pb.CreateEmbeddingRequest{Model: "m", Input: &pb.EmbeddingInput{Texts: make([]string, 2048)}}, ""},
+		{"no model", &pb.CreateEmbeddingRequest{Input: texts}, "model"},
+		{"no input", &pb.CreateEmbeddingRequest{Model: "m"}, "input"},
+		{"empty input", &pb.CreateEmbeddingRequest{Model: "m", Input: &pb.EmbeddingInput{}}, "input"},
+		{"2049 inputs", &pb.CreateEmbeddingRequest{Model: "m", Input: &pb.EmbeddingInput{Texts: make([]string, 2049)}}, "input"},
+		{"texts and tokens", &pb.CreateEmbeddingRequest{Model: "m", Input: &pb.EmbeddingInput{Texts: []string{"a"}, Tokens: []*pb.TokenIDs{{Ids: []int32{1}}}}}, "input"},
+		{"empty token list", &pb.CreateEmbeddingRequest{Model: "m", Input: &pb.EmbeddingInput{Tokens: []*pb.TokenIDs{{Ids: []int32{1}}, {}}}}, "input[1]"},
+		{"unknown encoding", &pb.CreateEmbeddingRequest{Model: "m", Input: texts, EncodingFormat: "int8"}, "encoding_format"},
+		{"dimensions 0", &pb.CreateEmbeddingRequest{Model: "m", Input: texts, Dimensions: llm.Ptr(int32(0))}, "dimensions"},
+		{"model id", &pb.GetModelRequest{Id: "openai/gpt-4o"}, ""},
+		{"empty model id", &pb.GetModelRequest{}, "model"},
+		{"other messages pass", &pb.ListModelsRequest{}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { checkParam(t, validate(c.req), c.wantParam) })
+	}
+}
+
+func checkParam(t *testing.T, err error, wantParam string) {
+	t.Helper()
+	if wantParam == "" {
+		if err != nil {
+			t.Fatalf("validate() = %v; want nil", err)
+		}
+		return
+	}
+	var e *llm.Error
+	if !errors.As(err, &e) || e.Kind != llm.KindInvalidArgument || e.Param != wantParam || e.Message == "" {
+		t.Fatalf("validate() = %#v; want KindInvalidArgument with param %q and a message", err, wantParam)
+	}
+}
+
+func TestSaneRequestID(t *testing.T) {
+	cases := map[string]bool{
+		"abc":                       true,
+		"A-b_c.9":                   true,
+		strings.Repeat("a", 128):    true,
+		"":                          false,
+		strings.Repeat("a", 129):    false,
+		"has space":                 false,
+		"semi;colon":                false,
+		"new\nline":                 false,
+		"ünïcode":                   false,
+		"0190f5b4-7a3c-7d1e-8f00-1": true,
+	}
+	for id, want := range cases {
+		if got := saneRequestID(id); got != want {
+			t.Errorf("saneRequestID(%q) = %v; want %v", id, got, want)
+		}
+	}
+}
