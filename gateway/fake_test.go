@@ -25,15 +25,15 @@ import (
 
 // The fake services choose their behaviour by model name.
 const (
-	modelEcho     = "mock/echo"     // answers "echo: <last text>"; streams role, two pieces, finish, usage
-	modelTool     = "mock/tool"     // answers with a tool call and no content
-	modelNotFound = "mock/missing"  // NOT_FOUND with code model_not_found, param model
-	modelLimited  = "mock/limited"  // RESOURCE_EXHAUSTED, retry after 7 s
-	modelMidFail  = "mock/midfail"  // streams one chunk, then UNAVAILABLE
-	modelGated    = "mock/gated"    // streams one chunk, waits for the test's gate, then finishes
-	modelHang     = "mock/hang"     // streams one chunk, then waits for the stream to be cancelled
-	modelMany     = "mock/many"     // streams 20 content chunks
-	modelEmpty    = "mock/empty"    // streams nothing
+	modelEcho     = "mock/echo"      // answers "echo: <last text>"; streams role, two pieces, finish, usage
+	modelTool     = "mock/tool"      // answers with a tool call and no content
+	modelNotFound = "mock/missing"   // NOT_FOUND with code model_not_found, param model
+	modelLimited  = "mock/limited"   // RESOURCE_EXHAUSTED, retry after 7 s
+	modelMidFail  = "mock/midfail"   // streams one chunk, then UNAVAILABLE
+	modelGated    = "mock/gated"     // streams one chunk, waits for the test's gate, then finishes
+	modelHang     = "mock/hang"      // streams one chunk, then waits for the stream to be cancelled
+	modelMany     = "mock/many"      // streams 20 content chunks
+	modelEmpty    = "mock/empty"     // streams nothing
 	modelBase64   = "mock/embed-b64" // always answers with embedding_bytes
 )
 

@@ -69,7 +69,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithOutgoingTrailerMatcher(outgoingHeader),
 		runtime.WithForwardResponseOption(sseHeaders),
-		runtime.WithDisablePathLengthFallback(), // a form-encoded POST must not turn into a GET
+		runtime.WithDisablePathLengthFallback(),  // a form-encoded POST must not turn into a GET
 		runtime.WithStrictDeepWildcardMatching(), // GET /v1/models is the list, not the model ""
 		runtime.WithWriteContentLength(),
 	)
