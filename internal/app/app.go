@@ -1,0 +1,180 @@
+// Package app is Switchyard's composition root: it loads the configuration, builds the provider
+// registry, the router, the gRPC server, the REST gateway and the admin server, and runs them with
+// an ordered, bounded shutdown. Only cmd/switchyard (and end-to-end tests) import it.
+//
+// Tests run a whole gateway in-process:
+//
+//	cfg := app.DefaultConfig()
+//	cfg.Server.HTTPAddr, cfg.Server.GRPCAddr, cfg.Server.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+//	inst, err := app.Start(ctx, cfg, app.WithLogger(slog.New(slog.DiscardHandler)))
+//	if err != nil { t.Fatal(err) }
+//	t.Cleanup(func() { _ = inst.Shutdown(context.Background()) })
+//	resp, err := http.Post("http://"+inst.HTTPAddr()+"/v1/chat/completions", ...)
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/switchyard/switchyard/internal/provider"
+	"github.com/switchyard/switchyard/internal/provider/mock"
+	"github.com/switchyard/switchyard/internal/provider/openai"
+	"github.com/switchyard/switchyard/internal/router"
+	"github.com/switchyard/switchyard/internal/telemetry"
+)
+
+// Version is the release, set at build time with
+// -ldflags "-X github.com/switchyard/switchyard/internal/app.Version=v1.2.3".
+var Version = "dev"
+
+// ServiceName names the process in traces and metrics.
+const ServiceName = "switchyard"
+
+// newRegistry is the one place provider types are registered.
+func newRegistry() *provider.Registry {
+	reg := provider.NewRegistry()
+	reg.Register("openai", openai.New) // OpenAI and every OpenAI-compatible API (DeepSeek, vLLM, ...)
+	reg.Register("mock", mock.New)     // canned answers, for trials and tests
+	return reg
+}
+
+// buildRouter builds every configured provider and a router over them and the aliases.
+func buildRouter(reg *provider.Registry, cfg *Config) (*router.Router, error) {
+	backends := make(map[string]router.Backend, len(cfg.Providers))
+	for _, pc := range cfg.Providers {
+		p, err := reg.New(pc)
+		if err != nil {
+			return nil, err
+		}
+		backends[pc.Name] = router.Backend{Provider: p, Models: pc.Models}
+	}
+	return router.New(backends, cfg.Aliases)
+}
+
+const usage = `Switchyard is a gRPC-first LLM gateway with an OpenAI-compatible REST edge.
+
+Usage:
+  switchyard serve [--config FILE]         run the gateway
+  switchyard config check [--config FILE]  validate a config and print it with secrets redacted
+  switchyard version                       print the version
+
+Without --config, $SWITCHYARD_CONFIG is used; without either, the built-in config (mock provider
+only, loopback, no auth). $SWITCHYARD_HTTP_ADDR, $SWITCHYARD_GRPC_ADDR and $SWITCHYARD_ADMIN_ADDR
+override the listener addresses.
+`
+
+// Run runs the switchyard command line: args are the arguments after the program name. It
+// returns when the command is done; for serve, after ctx is cancelled and shutdown has finished.
+// Logs go to stderr, command output to stdout.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		path, err := parseConfigFlag("serve", rest, getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, path, getenv, stderr)
+	case "config":
+		if len(rest) == 0 || rest[0] != "check" {
+			fmt.Fprint(stderr, usage)
+			return errors.New(`config: want "config check"`)
+		}
+		path, err := parseConfigFlag("config check", rest[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return checkConfig(path, getenv, stdout)
+	case "version":
+		fmt.Fprintf(stdout, "switchyard %s\n", fullVersion())
+		return nil
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
+
+// parseConfigFlag parses [--config FILE], defaulting to $SWITCHYARD_CONFIG.
+func parseConfigFlag(name string, args []string, getenv func(string) string, stderr io.Writer) (string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", getenv(EnvConfig), "config `FILE` (YAML); default $"+EnvConfig+" or the built-in config")
+	if err := fs.Parse(args); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	if fs.NArg() > 0 {
+		return "", fmt.Errorf("%s: unexpected arguments %q", name, fs.Args())
+	}
+	return *path, nil
+}
+
+func serve(ctx context.Context, path string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := LoadConfig(path, getenv)
+	if err != nil {
+		return err
+	}
+	level, _ := parseLevel(cfg.Log.Level) // validated by LoadConfig
+	log := telemetry.NewLogger(stderr, level, cfg.Log.Format)
+	if path == "" {
+		log.Info("no config file given: using the built-in config (mock provider, loopback, no auth)")
+	}
+	inst, err := Start(ctx, cfg, WithLogger(log), WithGetenv(getenv))
+	if err != nil {
+		return err
+	}
+	return inst.Wait()
+}
+
+// checkConfig loads and validates the config, builds every provider (without contacting any), and
+// prints the effective config with secrets redacted.
+func checkConfig(path string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := LoadConfig(path, getenv)
+	if err != nil {
+		return err
+	}
+	if _, err := buildRouter(newRegistry(), cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	out, err := cfg.Redacted()
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}
+
+// fullVersion is Version, plus the VCS revision for development builds.
+func fullVersion() string {
+	if Version != "dev" {
+		return Version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return Version
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return Version
+	}
+	return fmt.Sprintf("%s (%.12s%s)", Version, rev, dirty)
+}
