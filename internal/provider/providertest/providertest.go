@@ -247,7 +247,7 @@ func WantError(t testing.TB, err error, want llm.Kind, provider string) *llm.Err
 	return e
 }
 
-// ctx returns a test context bounded so that a hung adapter fails instead of blocking the run.
+// testContext returns a test context bounded so that a hung adapter fails instead of blocking the run.
 func testContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
