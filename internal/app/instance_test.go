@@ -45,9 +45,39 @@ func (g *gate) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRespons
 	}, nil
 }
 
-func (g *gate) ChatStream(context.Context, *llm.ChatRequest) (llm.Stream, error) {
-	return nil, llm.Errorf(llm.KindInvalidArgument, "gate: no streaming")
+// ChatStream sends "first" at once, then waits at the gate before sending "second" and ending.
+func (g *gate) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
+	return &gateStream{g: g, ctx: ctx, model: req.Model}, nil
 }
+
+type gateStream struct {
+	g     *gate
+	ctx   context.Context
+	model string
+	n     int
+}
+
+func (s *gateStream) Recv() (*llm.Chunk, error) {
+	s.n++
+	var text string
+	switch s.n {
+	case 1:
+		text = "first"
+	case 2:
+		s.g.entered <- struct{}{}
+		select {
+		case <-s.g.release:
+		case <-s.ctx.Done():
+			return nil, llm.Wrap(llm.KindUnavailable, s.ctx.Err(), "gate: cancelled")
+		}
+		text = "second"
+	default:
+		return nil, io.EOF
+	}
+	return &llm.Chunk{ID: "chatcmpl-gate", Model: s.model, Created: 1, Choices: []llm.ChunkChoice{{Content: &text}}}, nil
+}
+
+func (s *gateStream) Close() error { return nil }
 
 // testConfig is the default config on ephemeral loopback ports plus the given providers.
 func testConfig(extra ...provider.Config) *Config {
@@ -209,6 +239,53 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	}
 }
 
+func TestShutdownDrainsStreams(t *testing.T) {
+	g := newGate()
+	inst := startT(t, testConfig(provider.Config{Name: "gate", Type: "gate"}), WithProviderType("gate", g.factory))
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	watch, err := healthpb.NewHealthClient(dialGRPC(t, inst.GRPCAddr())).Watch(watchCtx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := watch.Recv(); err != nil {
+		t.Fatal(err)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+inst.HTTPAddr()+"/v1/chat/completions",
+		strings.NewReader(`{"model":"gate/x","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("stream response = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	<-g.entered // "first" is on its way; the stream waits at the gate
+
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- inst.Shutdown(context.Background()) }()
+	if st, err := watch.Recv(); err != nil || st.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health status after Shutdown = %v, %v; want NOT_SERVING", st, err)
+	}
+	stopWatch()
+
+	close(g.release)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the stream during shutdown: %v (got %q)", err, body)
+	}
+	for _, want := range []string{`"first"`, `"second"`, "data: [DONE]"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("stream lacks %s:\n%s", want, body)
+		}
+	}
+	if err := <-shutdown; err != nil {
+		t.Fatalf("Shutdown = %v", err)
+	}
+}
+
 func TestShutdownDeadlineCancelsStuckRequests(t *testing.T) {
 	g := newGate() // never released
 	cfg := testConfig(provider.Config{Name: "gate", Type: "gate"})
@@ -319,3 +396,22 @@ func TestOneTrace(t *testing.T) {
 type keepSpans struct{ *tracetest.InMemoryExporter }
 
 func (keepSpans) Shutdown(context.Context) error { return nil }
+
+func TestLoopbackTarget(t *testing.T) {
+	cases := []struct {
+		addr net.Addr
+		want string
+	}{
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 9090}, "127.0.0.1:9090"},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 9090}, "127.0.0.1:9090"},
+		{&net.TCPAddr{Port: 9090}, "127.0.0.1:9090"},
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}, "127.0.0.1:1"},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 2}, "[::1]:2"},
+		{&net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 3}, "10.0.0.5:3"},
+	}
+	for _, tc := range cases {
+		if got := loopbackTarget(tc.addr); got != tc.want {
+			t.Errorf("loopbackTarget(%v) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+}
