@@ -79,7 +79,6 @@ func WithProviderType(typ string, f provider.Factory) Option {
 type Instance struct {
 	httpAddr, grpcAddr, adminAddr string
 
-	log      *slog.Logger
 	health   *health.Server
 	gwConn   *grpc.ClientConn
 	routes   atomic.Pointer[router.Router]
@@ -153,7 +152,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		log = telemetry.NewLogger(os.Stderr, level, cfg.Log.Format)
 	}
 
-	inst := &Instance{log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	inst := &Instance{stop: make(chan struct{}), done: make(chan struct{})}
 	// cleanup undoes what Start built so far if it fails.
 	var cleanup []func()
 	fail := func(err error) (*Instance, error) {
