@@ -31,7 +31,9 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 	if err != nil {
 		return nil, err
 	}
+	ctx, warnings := llm.WithWarnings(ctx)
 	resp, err := target.Provider.Chat(ctx, req)
+	setWarnings(ctx, warnings, grpc.SetHeader)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +56,9 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 	if err != nil {
 		return err
 	}
+	ctx, warnings := llm.WithWarnings(ctx)
 	up, err := target.Provider.ChatStream(ctx, req)
+	setWarnings(ctx, warnings, func(_ context.Context, md metadata.MD) error { return stream.SetHeader(md) })
 	if err != nil {
 		return err
 	}
@@ -331,4 +335,15 @@ func (cv *chunkConverter) convert(c *llm.Chunk) *pb.StreamChatCompletionResponse
 		out.Choices[i] = &pb.ChunkChoice{Index: ch.Index, Delta: d, FinishReason: ch.FinishReason}
 	}
 	return out
+}
+
+// setWarnings sends the adapter's warnings (parameters it dropped or clamped) as response headers.
+// Adapters convert the request before their first upstream byte, so the warnings are complete
+// when Chat or ChatStream returns, before the first message is sent.
+func setWarnings(ctx context.Context, w *llm.Warnings, set func(context.Context, metadata.MD) error) {
+	list := w.List()
+	if len(list) == 0 {
+		return
+	}
+	_ = set(ctx, metadata.MD{WarningHeader: list})
 }

@@ -29,6 +29,7 @@ import (
 
 // fakeProvider answers from its fields and records the last request.
 type fakeProvider struct {
+	warn   string // recorded with llm.Warn on every call when set
 	resp   *llm.ChatResponse
 	chunks []*llm.Chunk
 	err    error // returned by Chat/ChatStream
@@ -37,13 +38,19 @@ type fakeProvider struct {
 	last   atomic.Pointer[llm.ChatRequest]
 }
 
-func (p *fakeProvider) Chat(_ context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
+func (p *fakeProvider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
 	p.last.Store(req)
+	if p.warn != "" {
+		llm.Warn(ctx, "%s", p.warn)
+	}
 	return p.resp, p.err
 }
 
-func (p *fakeProvider) ChatStream(_ context.Context, req *llm.ChatRequest) (llm.Stream, error) {
+func (p *fakeProvider) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
 	p.last.Store(req)
+	if p.warn != "" {
+		llm.Warn(ctx, "%s", p.warn)
+	}
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -323,5 +330,49 @@ func TestModels(t *testing.T) {
 	_, err = c.models.GetModel(context.Background(), &pb.GetModelRequest{Id: "openai/nope"})
 	if status.Code(err) != codes.NotFound || errorInfo(t, err).GetMetadata()[errmap.MetaCode] != "model_not_found" {
 		t.Errorf("GetModel(unknown) error = %v; want NOT_FOUND model_not_found", err)
+	}
+}
+
+// TestWarningHeader checks that warnings an adapter records reach the client as
+// x-switchyard-warning headers, on both RPCs, and that no header is sent without warnings.
+func TestWarningHeader(t *testing.T) {
+	p := &fakeProvider{warn: "seed dropped: not supported by this provider",
+		resp:   &llm.ChatResponse{Choices: []llm.Choice{{Content: llm.Ptr("hi"), FinishReason: "stop"}}},
+		chunks: []*llm.Chunk{{Choices: []llm.ChunkChoice{{Content: llm.Ptr("hi"), FinishReason: "stop"}}}}}
+	c := start(t, map[string]router.Backend{"openai": {Provider: p}}, nil)
+	req := &pb.CreateChatCompletionRequest{Model: "openai/gpt-4o", Messages: userMsg("hello")}
+
+	var hdr metadata.MD
+	if _, err := c.chat.CreateChatCompletion(context.Background(), req, grpc.Header(&hdr)); err != nil {
+		t.Fatal(err)
+	}
+	if got := hdr.Get(server.WarningHeader); len(got) != 1 || got[0] != p.warn {
+		t.Errorf("unary %s = %v; want [%s]", server.WarningHeader, got, p.warn)
+	}
+
+	s, err := c.chat.StreamChatCompletion(context.Background(), &pb.StreamChatCompletionRequest{Request: req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shdr, err := s.Header()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shdr.Get(server.WarningHeader); len(got) != 1 || got[0] != p.warn {
+		t.Errorf("stream %s = %v; want [%s]", server.WarningHeader, got, p.warn)
+	}
+	for {
+		if _, err := s.Recv(); err != nil {
+			break
+		}
+	}
+
+	p.warn = ""
+	hdr = nil
+	if _, err := c.chat.CreateChatCompletion(context.Background(), req, grpc.Header(&hdr)); err != nil {
+		t.Fatal(err)
+	}
+	if got := hdr.Get(server.WarningHeader); got != nil {
+		t.Errorf("%s = %v without warnings; want none", server.WarningHeader, got)
 	}
 }
