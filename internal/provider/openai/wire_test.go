@@ -170,6 +170,9 @@ func (openaiWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 		if len(c.ToolCalls) > 0 {
 			msg["tool_calls"] = toolCallsJSON(c.ToolCalls)
 		}
+		if c.ReasoningContent != nil {
+			msg["reasoning_content"] = *c.ReasoningContent // DeepSeek's name
+		}
 		choices = append(choices, map[string]any{"index": c.Index, "message": msg, "logprobs": nil, "finish_reason": c.FinishReason})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -192,6 +195,9 @@ func (openaiWire) WriteChunk(w io.Writer, c *llm.Chunk) {
 		}
 		if ch.Content != nil {
 			delta["content"] = *ch.Content
+		}
+		if ch.ReasoningContent != nil {
+			delta["reasoning"] = *ch.ReasoningContent // vLLM's name
 		}
 		var tcs []any
 		for _, d := range ch.ToolCalls {

@@ -129,6 +129,8 @@ func Run(t *testing.T, h Harness) {
 		{"image_input", s.imageInput},
 		{"stop", s.stop},
 		{"max_tokens_length", s.maxTokensLength},
+		{"reasoning", s.reasoning},
+		{"finish_reasons", s.finishReasons},
 		{"embeddings_order", s.embeddingsOrder},
 		{"errors", s.errors},
 		{"connection_refused", s.connectionRefused},
@@ -139,7 +141,7 @@ func Run(t *testing.T, h Harness) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if slices.Contains(h.Skip, c.name) {
+			if s.skipped(c.name) {
 				t.Skip("skipped by the harness")
 			}
 			c.fn(t)
@@ -253,3 +255,5 @@ func testContext(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func (s *suite) skipped(name string) bool { return slices.Contains(s.h.Skip, name) }
