@@ -2,21 +2,14 @@ package openai
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider/wireutil"
 )
-
-// maxUpstreamMessage bounds the upstream message kept for operators.
-const maxUpstreamMessage = 512
 
 // upstreamError is an upstream error object, normalised across OpenAI-compatible servers.
 type upstreamError struct {
@@ -82,7 +75,7 @@ func parseCode(raw json.RawMessage) (code string, status int) {
 func classifyStatus(provider string, status int, header http.Header, body []byte) *llm.Error {
 	ue := parseErrorBody(body)
 	e := newUpstreamError(provider, status, ue)
-	e.RetryAfter = retryAfter(header, time.Now())
+	e.RetryAfter = wireutil.RetryAfter(header, time.Now())
 	return e
 }
 
@@ -98,7 +91,7 @@ func newUpstreamError(provider string, status int, ue upstreamError) *llm.Error 
 	e := &llm.Error{
 		Provider:        provider,
 		UpstreamStatus:  status,
-		UpstreamMessage: truncate(ue.Message, maxUpstreamMessage),
+		UpstreamMessage: wireutil.Truncate(ue.Message, wireutil.MaxUpstreamMessage),
 	}
 	effective := status
 	if (effective < 400) && ue.Status >= 400 {
@@ -198,61 +191,4 @@ func isContentFilter(ue upstreamError) bool {
 		return true
 	}
 	return ue.Type == "content_filter" || strings.Contains(ue.Message, "content management policy")
-}
-
-// retryAfter reads retry-after-ms (milliseconds) or Retry-After (seconds or an HTTP date).
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(s * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
-}
-
-// classifyTransport turns an error from sending a request or reading an answer into an
-// *llm.Error. ctx is the call's context: its end decides between canceled and timed out.
-// midStream selects the kind for a broken connection: KindUpstream once the upstream had
-// answered, KindUnavailable when it could not be reached.
-func classifyTransport(ctx context.Context, provider string, err error, midStream bool) *llm.Error {
-	e := &llm.Error{Provider: provider, Err: err, UpstreamMessage: truncate(err.Error(), maxUpstreamMessage)}
-	var netErr net.Error
-	switch cerr := ctx.Err(); {
-	case errors.Is(cerr, context.Canceled) || (cerr == nil && errors.Is(err, context.Canceled)):
-		e.Kind, e.Message = llm.KindCanceled, "the request was canceled"
-	case cerr != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
-		e.Kind, e.Message = llm.KindTimeout, "the upstream provider timed out"
-	case midStream:
-		e.Kind, e.Message = llm.KindUpstream, "the upstream provider's stream broke"
-	default:
-		e.Kind, e.Message = llm.KindUnavailable, "the upstream provider is unreachable"
-	}
-	return e
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

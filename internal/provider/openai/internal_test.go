@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider/wireutil"
 )
 
 func newTestStream(body string) *stream {
@@ -115,57 +115,7 @@ func TestClassifyStatus(t *testing.T) {
 
 func TestUpstreamMessageTruncated(t *testing.T) {
 	e := classifyStatus("p", 500, nil, []byte(strings.Repeat("é", 2000)))
-	if len(e.UpstreamMessage) > maxUpstreamMessage+len("…") || !strings.HasSuffix(e.UpstreamMessage, "é…") {
+	if len(e.UpstreamMessage) > wireutil.MaxUpstreamMessage+len("…") || !strings.HasSuffix(e.UpstreamMessage, "é…") {
 		t.Errorf("upstream message of %d bytes ending %q", len(e.UpstreamMessage), e.UpstreamMessage[len(e.UpstreamMessage)-6:])
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	cases := []struct {
-		name string
-		h    http.Header
-		want time.Duration
-	}{
-		{"none", http.Header{}, 0},
-		{"seconds", http.Header{"Retry-After": {"20"}}, 20 * time.Second},
-		{"fractional seconds", http.Header{"Retry-After": {"1.5"}}, 1500 * time.Millisecond},
-		{"http date", http.Header{"Retry-After": {"Thu, 01 Jan 2026 12:00:30 GMT"}}, 30 * time.Second},
-		{"date in the past", http.Header{"Retry-After": {"Thu, 01 Jan 2026 11:00:00 GMT"}}, 0},
-		{"milliseconds first", http.Header{"Retry-After-Ms": {"250"}, "Retry-After": {"1"}}, 250 * time.Millisecond},
-		{"garbage", http.Header{"Retry-After": {"soon"}}, 0},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if got := retryAfter(c.h, now); got != c.want {
-				t.Errorf("retryAfter = %v, want %v", got, c.want)
-			}
-		})
-	}
-}
-
-func TestClassifyTransport(t *testing.T) {
-	canceled, cancel := context.WithCancel(context.Background())
-	cancel()
-	expired, cancel2 := context.WithDeadline(context.Background(), time.Unix(0, 0))
-	defer cancel2()
-	cases := []struct {
-		name      string
-		ctx       context.Context
-		err       error
-		midStream bool
-		want      llm.Kind
-	}{
-		{"canceled", canceled, context.Canceled, false, llm.KindCanceled},
-		{"deadline", expired, context.DeadlineExceeded, true, llm.KindTimeout},
-		{"refused", context.Background(), errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false, llm.KindUnavailable},
-		{"reset mid-stream", context.Background(), errors.New("read: connection reset by peer"), true, llm.KindUpstream},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if e := classifyTransport(c.ctx, "p", c.err, c.midStream); e.Kind != c.want || !errors.Is(e, c.err) {
-				t.Errorf("kind = %v, want %v (cause kept: %v)", e.Kind, c.want, errors.Is(e, c.err))
-			}
-		})
 	}
 }

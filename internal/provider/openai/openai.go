@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
+	"github.com/switchyard/switchyard/internal/provider/wireutil"
 )
 
 // DefaultBaseURL is used when the configuration names none.
@@ -179,7 +180,7 @@ func (p *Provider) post(ctx context.Context, url string, body any, stream bool) 
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return nil, classifyTransport(ctx, p.cfg.Name, err, false)
+		return nil, wireutil.ClassifyTransport(ctx, p.cfg.Name, err, false)
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
@@ -187,7 +188,7 @@ func (p *Provider) post(ctx context.Context, url string, body any, stream bool) 
 	defer resp.Body.Close()
 	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	if rerr != nil && ctx.Err() != nil {
-		return nil, classifyTransport(ctx, p.cfg.Name, rerr, true)
+		return nil, wireutil.ClassifyTransport(ctx, p.cfg.Name, rerr, true)
 	}
 	return nil, classifyStatus(p.cfg.Name, resp.StatusCode, resp.Header, b)
 }
@@ -205,7 +206,7 @@ func (p *Provider) decodeBody(ctx context.Context, resp *http.Response, v any) e
 		}
 	}()
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return classifyTransport(ctx, p.cfg.Name, err, true)
+		return wireutil.ClassifyTransport(ctx, p.cfg.Name, err, true)
 	}
 	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
 		return p.badAnswer(fmt.Errorf("decode answer: %w", err))

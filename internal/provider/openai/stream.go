@@ -1,7 +1,6 @@
 package openai
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider/wireutil"
 )
 
 // maxEventSize bounds one SSE event (long base64 or tool-argument lines are legitimate; an
@@ -25,19 +25,17 @@ type stream struct {
 	provider string
 	status   int
 	body     io.ReadCloser
-	r        *bufio.Reader
+	events   *wireutil.SSEReader
 
-	data     []byte // the current event's data, reused across events
-	line     []byte // scratch for lines longer than the reader's buffer
-	finished bool   // a finish_reason was seen: a missing [DONE] is then not an error
-	err      error  // sticky: io.EOF or the error that ended the stream
+	finished bool  // a finish_reason was seen: a missing [DONE] is then not an error
+	err      error // sticky: io.EOF or the error that ended the stream
 	once     sync.Once
 }
 
 func newStream(ctx context.Context, cancel context.CancelFunc, provider string, resp *http.Response) *stream {
 	return &stream{
 		ctx: ctx, cancel: cancel, provider: provider, status: resp.StatusCode,
-		body: resp.Body, r: bufio.NewReaderSize(resp.Body, 16<<10),
+		body: resp.Body, events: wireutil.NewSSEReader(resp.Body, maxEventSize),
 	}
 }
 
@@ -46,7 +44,7 @@ func newStream(ctx context.Context, cancel context.CancelFunc, provider string, 
 // Events without content (no choices and no usage, e.g. Azure's prompt_filter_results) are skipped.
 func (s *stream) Recv() (*llm.Chunk, error) {
 	for s.err == nil {
-		data, event, err := s.nextEvent()
+		data, event, err := s.events.Next()
 		if err != nil {
 			s.fail(err)
 			break
@@ -89,14 +87,11 @@ func (s *stream) fail(err error) {
 	case errors.Is(err, io.EOF) && s.finished:
 		s.err = io.EOF
 	case errors.Is(err, io.EOF):
-		s.err = classifyTransport(s.ctx, s.provider, io.ErrUnexpectedEOF, true)
+		s.err = wireutil.ClassifyTransport(s.ctx, s.provider, io.ErrUnexpectedEOF, true)
+	case errors.Is(err, wireutil.ErrLineTooLong):
+		s.err = s.badEvent(err)
 	default:
-		var le *llm.Error
-		if errors.As(err, &le) {
-			s.err = le
-		} else {
-			s.err = classifyTransport(s.ctx, s.provider, err, true)
-		}
+		s.err = wireutil.ClassifyTransport(s.ctx, s.provider, err, true)
 	}
 }
 
@@ -104,76 +99,6 @@ func (s *stream) badEvent(err error) *llm.Error {
 	e := llm.Wrap(llm.KindUpstream, fmt.Errorf("openai: decode stream event: %w", err), "the upstream provider sent an invalid stream")
 	e.Provider = s.provider
 	return e
-}
-
-// nextEvent reads lines up to the blank line that ends an SSE event and returns its data (data
-// lines joined by "\n"; the slice is valid until the next call) and its event name. Comments,
-// id and retry lines are ignored. At the end of the body a pending event is returned first.
-func (s *stream) nextEvent() (data []byte, event string, err error) {
-	s.data = s.data[:0]
-	hasData := false
-	for {
-		line, err := s.readLine()
-		if err != nil {
-			if errors.Is(err, io.EOF) && hasData {
-				return s.data, event, nil
-			}
-			return nil, "", err
-		}
-		if len(line) == 0 {
-			if hasData {
-				return s.data, event, nil
-			}
-			event = "" // an event without data is dropped
-			continue
-		}
-		if line[0] == ':' {
-			continue
-		}
-		field, value := line, []byte(nil)
-		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			if len(value) > 0 && value[0] == ' ' {
-				value = value[1:]
-			}
-		}
-		switch string(field) {
-		case "data":
-			if hasData {
-				s.data = append(s.data, '\n')
-			}
-			if len(s.data)+len(value) > maxEventSize {
-				return nil, "", s.badEvent(fmt.Errorf("event larger than %d bytes", maxEventSize))
-			}
-			s.data = append(s.data, value...)
-			hasData = true
-		case "event":
-			event = string(value)
-		}
-	}
-}
-
-// readLine returns the next line without its line ending ("\n", "\r\n"). The slice is valid
-// until the next read.
-func (s *stream) readLine() ([]byte, error) {
-	line, err := s.r.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
-		s.line = append(s.line[:0], line...)
-		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(s.line) > maxEventSize {
-				return nil, s.badEvent(fmt.Errorf("line longer than %d bytes", maxEventSize))
-			}
-			line, err = s.r.ReadSlice('\n')
-			s.line = append(s.line, line...)
-		}
-		line = s.line
-	}
-	if err != nil && !(errors.Is(err, io.EOF) && len(line) > 0) {
-		return nil, err
-	}
-	line = bytes.TrimSuffix(line, []byte("\n"))
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	return line, nil
 }
 
 // Close releases the upstream connection and the call's context. Safe to call more than once,

@@ -1,0 +1,159 @@
+package wireutil
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard/switchyard/internal/llm"
+)
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		h    http.Header
+		want time.Duration
+	}{
+		{"none", http.Header{}, 0},
+		{"seconds", http.Header{"Retry-After": {"20"}}, 20 * time.Second},
+		{"fractional seconds", http.Header{"Retry-After": {"1.5"}}, 1500 * time.Millisecond},
+		{"http date", http.Header{"Retry-After": {"Thu, 01 Jan 2026 12:00:30 GMT"}}, 30 * time.Second},
+		{"date in the past", http.Header{"Retry-After": {"Thu, 01 Jan 2026 11:00:00 GMT"}}, 0},
+		{"milliseconds first", http.Header{"Retry-After-Ms": {"250"}, "Retry-After": {"1"}}, 250 * time.Millisecond},
+		{"garbage", http.Header{"Retry-After": {"soon"}}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := RetryAfter(c.h, now); got != c.want {
+				t.Errorf("RetryAfter = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestClassifyTransport(t *testing.T) {
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer cancel2()
+	cases := []struct {
+		name      string
+		ctx       context.Context
+		err       error
+		midStream bool
+		want      llm.Kind
+	}{
+		{"canceled", canceled, context.Canceled, false, llm.KindCanceled},
+		{"deadline", expired, context.DeadlineExceeded, true, llm.KindTimeout},
+		{"refused", context.Background(), errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), false, llm.KindUnavailable},
+		{"reset mid-stream", context.Background(), errors.New("read: connection reset by peer"), true, llm.KindUpstream},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if e := ClassifyTransport(c.ctx, "p", c.err, c.midStream); e.Kind != c.want || !errors.Is(e, c.err) {
+				t.Errorf("kind = %v, want %v (cause kept: %v)", e.Kind, c.want, errors.Is(e, c.err))
+			}
+		})
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	cases := []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"  short  ", 5, "short"},
+		{"abcdef", 4, "abcd…"},
+		{"ééé", 3, "é…"}, // 3 bytes would split the second é
+	}
+	for _, c := range cases {
+		if got := Truncate(c.in, c.n); got != c.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
+
+func TestLineReader(t *testing.T) {
+	long := strings.Repeat("x", 40<<10) // longer than the reader's buffer
+	cases := []struct {
+		name    string
+		in      string
+		max     int
+		want    []string
+		wantErr error
+	}{
+		{"lf and crlf", "a\nb\r\n\nc", 1 << 20, []string{"a", "b", "", "c"}, io.EOF},
+		{"long line", long + "\nz\n", 1 << 20, []string{long, "z"}, io.EOF},
+		{"over the limit", long + "\n", 1 << 10, nil, ErrLineTooLong},
+		{"short line over the limit", "abcdef\n", 3, nil, ErrLineTooLong},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := NewLineReader(strings.NewReader(c.in), c.max)
+			var got []string
+			var err error
+			for {
+				var line []byte
+				if line, err = r.ReadLine(); err != nil {
+					break
+				}
+				got = append(got, string(line))
+			}
+			if !errors.Is(err, c.wantErr) {
+				t.Errorf("end = %v, want %v", err, c.wantErr)
+			}
+			if strings.Join(got, "|") != strings.Join(c.want, "|") {
+				t.Errorf("lines = %.60q, want %.60q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestSSEReader(t *testing.T) {
+	type ev struct{ name, data string }
+	cases := []struct {
+		name    string
+		in      string
+		want    []ev
+		wantErr error
+	}{
+		{"named and unnamed", "event: ping\ndata: {}\n\ndata: a\n\n", []ev{{"ping", "{}"}, {"", "a"}}, io.EOF},
+		{"comments, id, retry, no space", ": hi\nid: 1\nretry: 5\ndata:x\n\n", []ev{{"", "x"}}, io.EOF},
+		{"multi-line data, CRLF", "data: a\r\ndata: b\r\n\r\n", []ev{{"", "a\nb"}}, io.EOF},
+		{"event without data dropped", "event: x\n\ndata: y\n\n", []ev{{"", "y"}}, io.EOF},
+		{"pending event at the end", "data: last", []ev{{"", "last"}}, io.EOF},
+		{"oversized event", "data: " + strings.Repeat("x", 60) + "\ndata: " + strings.Repeat("y", 60) + "\n\n", nil, ErrLineTooLong},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := NewSSEReader(strings.NewReader(c.in), 100)
+			var got []ev
+			var err error
+			for {
+				var data []byte
+				var name string
+				if data, name, err = r.Next(); err != nil {
+					break
+				}
+				got = append(got, ev{name, string(data)})
+			}
+			if !errors.Is(err, c.wantErr) {
+				t.Errorf("end = %v, want %v", err, c.wantErr)
+			}
+			if len(got) != len(c.want) {
+				t.Fatalf("events = %q, want %q", got, c.want)
+			}
+			for i := range got {
+				if got[i] != c.want[i] {
+					t.Errorf("event %d = %q, want %q", i, got[i], c.want[i])
+				}
+			}
+		})
+	}
+}
