@@ -23,6 +23,9 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// MaxIdleConns bounds pooled keep-alive connections to the upstream (0: a default of 256).
 	MaxIdleConns int `yaml:"max_idle_conns,omitempty"`
+	// Options are settings specific to one provider type (api_version, num_ctx, ...). Each
+	// adapter package documents its keys and validates them in New.
+	Options map[string]string `yaml:"options,omitempty"`
 }
 
 // Factory builds a provider from its configuration.
