@@ -28,11 +28,32 @@ const maxErrorBody = 64 << 10
 // Provider talks to one OpenAI-compatible upstream. It implements llm.Provider, llm.Embedder and
 // llm.ModelLister, and is safe for concurrent use.
 type Provider struct {
-	cfg        provider.Config
-	client     *http.Client
-	chatURL    string
-	embedURL   string
-	authHeader string // "Bearer <key>", empty when no key is configured
+	cfg      provider.Config
+	client   *http.Client
+	url      func(op Op, model string) string
+	authName string // header carrying the credential, "Authorization" by default
+	authVal  string // its value; empty when no key is configured
+}
+
+// Op names an operation of the OpenAI API, as the last part of its URL path.
+type Op string
+
+// The operations the adapter calls.
+const (
+	OpChat       Op = "chat/completions"
+	OpEmbeddings Op = "embeddings"
+)
+
+// Endpoint adapts the adapter to OpenAI-shaped APIs that address and authenticate requests
+// differently (Azure OpenAI's deployments and api-key header). The zero value is OpenAI's own:
+// POST {base_url}/{op} with "Authorization: Bearer <api_key>".
+type Endpoint struct {
+	// URL returns the full URL of op for model (the request's model name). Nil: cfg.BaseURL + "/" + op.
+	URL func(op Op, model string) string
+	// AuthHeader, when set, carries AuthValue instead of the Authorization bearer header; an
+	// empty AuthValue sends no credential.
+	AuthHeader string
+	AuthValue  string
 }
 
 var (
@@ -51,6 +72,12 @@ func New(cfg provider.Config) (llm.Provider, error) {
 
 // NewWithClient is New with a caller-supplied HTTP client (tests, custom transports).
 func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) {
+	return NewWithEndpoint(cfg, client, Endpoint{})
+}
+
+// NewWithEndpoint is NewWithClient for an OpenAI-shaped API addressed as ep says. cfg.BaseURL
+// must still be an http(s) URL (DefaultBaseURL when empty); ep.URL may ignore it.
+func NewWithEndpoint(cfg provider.Config, client *http.Client, ep Endpoint) (*Provider, error) {
 	base := cfg.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
@@ -60,9 +87,21 @@ func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) 
 		return nil, fmt.Errorf("openai.New: base_url %q is not an http(s) URL", cfg.BaseURL)
 	}
 	base = strings.TrimRight(base, "/")
-	p := &Provider{cfg: cfg, client: client, chatURL: base + "/chat/completions", embedURL: base + "/embeddings"}
-	if cfg.APIKey != "" {
-		p.authHeader = "Bearer " + cfg.APIKey
+	p := &Provider{cfg: cfg, client: client, url: ep.URL, authName: "Authorization"}
+	if p.url == nil {
+		chatURL, embedURL := base+"/"+string(OpChat), base+"/"+string(OpEmbeddings)
+		p.url = func(op Op, _ string) string {
+			if op == OpEmbeddings {
+				return embedURL
+			}
+			return chatURL
+		}
+	}
+	switch {
+	case ep.AuthHeader != "":
+		p.authName, p.authVal = http.CanonicalHeaderKey(ep.AuthHeader), ep.AuthValue
+	case cfg.APIKey != "":
+		p.authVal = "Bearer " + cfg.APIKey
 	}
 	return p, nil
 }
@@ -74,7 +113,7 @@ func (p *Provider) Models() []string { return slices.Clone(p.cfg.Models) }
 func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
 	ctx, cancel := p.callContext(ctx)
 	defer cancel()
-	resp, err := p.post(ctx, p.chatURL, encodeChat(req, false), false)
+	resp, err := p.post(ctx, p.url(OpChat, req.Model), encodeChat(req, false), false)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +132,7 @@ func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRes
 // chunk (stream_options.include_usage); whether the client sees it is the caller's decision.
 func (p *Provider) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
 	ctx, cancel := p.callContext(ctx)
-	resp, err := p.post(ctx, p.chatURL, encodeChat(req, true), true)
+	resp, err := p.post(ctx, p.url(OpChat, req.Model), encodeChat(req, true), true)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -117,7 +156,7 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	}
 	ctx, cancel := p.callContext(ctx)
 	defer cancel()
-	resp, err := p.post(ctx, p.embedURL, &w, false)
+	resp, err := p.post(ctx, p.url(OpEmbeddings, req.Model), &w, false)
 	if err != nil {
 		return nil, err
 	}
@@ -172,8 +211,8 @@ func (p *Provider) post(ctx context.Context, url string, body any, stream bool) 
 	} else {
 		h["Accept"] = []string{"application/json"}
 	}
-	if p.authHeader != "" {
-		h["Authorization"] = []string{p.authHeader}
+	if p.authVal != "" {
+		h[p.authName] = []string{p.authVal}
 	}
 	for k, v := range p.cfg.Headers {
 		h.Set(k, v)
