@@ -120,40 +120,9 @@ func newUpstreamError(provider string, status int, ue upstreamError) *llm.Error 
 	case ue.Code == "insufficient_quota":
 		effective = http.StatusPaymentRequired
 	}
-	switch effective {
-	case http.StatusBadRequest, http.StatusUnprocessableEntity:
-		e.Kind, e.Code, e.Param = llm.KindInvalidArgument, ue.Code, ue.Param
-		e.Message = clientMsg("the upstream provider rejected the request")
-	case http.StatusUnauthorized:
-		e.Kind = llm.KindUnauthenticated
-		e.Message = "the upstream provider rejected the gateway's credentials"
-	case http.StatusForbidden:
-		e.Kind = llm.KindPermissionDenied
-		e.Message = "the upstream provider denied the gateway access"
-	case http.StatusNotFound:
-		e.Kind, e.Code = llm.KindNotFound, "model_not_found"
-		e.Message = "the model was not found at the upstream provider"
-	case http.StatusRequestTimeout, http.StatusGatewayTimeout:
-		e.Kind = llm.KindTimeout
-		e.Message = "the upstream provider timed out"
-	case http.StatusRequestEntityTooLarge:
-		e.Kind = llm.KindTooLarge
-		e.Message = "the request is too large for the upstream provider"
-	case http.StatusPaymentRequired:
-		e.Kind, e.Code = llm.KindQuotaExceeded, "insufficient_quota"
-		e.Message = "the upstream provider's quota is exhausted"
-	case http.StatusTooManyRequests:
-		e.Kind = llm.KindRateLimited
-		e.Message = "the upstream provider's rate limit was reached"
-	case http.StatusServiceUnavailable:
-		e.Kind = llm.KindUnavailable
-		e.Message = "the upstream provider is unavailable"
-	case 529: // overloaded (Anthropic's status, sent by some compatible proxies)
-		e.Kind = llm.KindRateLimited
-		e.Message = "the upstream provider is overloaded"
-	default: // 500, 502 and anything unexpected
-		e.Kind = llm.KindUpstream
-		e.Message = "the upstream provider failed"
+	wireutil.ClassifyStatus(e, effective)
+	if e.Kind == llm.KindInvalidArgument {
+		e.Code, e.Param = ue.Code, ue.Param
 	}
 	return e
 }

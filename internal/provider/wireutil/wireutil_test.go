@@ -157,3 +157,37 @@ func TestSSEReader(t *testing.T) {
 		})
 	}
 }
+
+func TestClassifyStatus(t *testing.T) {
+	cases := []struct {
+		status   int
+		upstream string
+		want     llm.Kind
+		wantCode string
+		wantMsg  string
+	}{
+		{400, "bad temperature", llm.KindInvalidArgument, "", "bad temperature"},
+		{422, "", llm.KindInvalidArgument, "", "rejected the request"},
+		{401, "key sk-1 invalid", llm.KindUnauthenticated, "", "gateway's credentials"},
+		{403, "", llm.KindPermissionDenied, "", "denied"},
+		{404, "model x not found", llm.KindNotFound, "model_not_found", "not found"},
+		{408, "", llm.KindTimeout, "", "timed out"},
+		{413, "", llm.KindTooLarge, "", "too large"},
+		{402, "", llm.KindQuotaExceeded, "insufficient_quota", "quota"},
+		{429, "", llm.KindRateLimited, "", "rate limit"},
+		{500, "stack trace", llm.KindUpstream, "", "failed"},
+		{502, "", llm.KindUpstream, "", "failed"},
+		{503, "", llm.KindUnavailable, "", "unavailable"},
+		{504, "", llm.KindTimeout, "", "timed out"},
+		{529, "", llm.KindRateLimited, "", "overloaded"},
+	}
+	for _, c := range cases {
+		t.Run(http.StatusText(c.status), func(t *testing.T) {
+			e := &llm.Error{UpstreamMessage: c.upstream}
+			ClassifyStatus(e, c.status)
+			if e.Kind != c.want || e.Code != c.wantCode || !strings.Contains(e.Message, c.wantMsg) {
+				t.Errorf("kind/code/message = %v/%q/%q, want %v/%q/…%s…", e.Kind, e.Code, e.Message, c.want, c.wantCode, c.wantMsg)
+			}
+		})
+	}
+}
