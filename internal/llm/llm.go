@@ -86,6 +86,11 @@ type Message struct {
 	ToolCalls        []ToolCall
 	ToolCallID       string
 	ReasoningContent string
+	// ReasoningSignature is opaque provider data that authenticates ReasoningContent on an
+	// assistant message (Anthropic's thinking-block signatures). Clients send back unchanged
+	// what a response's ReasoningSignature carried; adapters that need it (Anthropic, with
+	// thinking and tool use) drop reasoning that comes without it. Empty when there is none.
+	ReasoningSignature string
 }
 
 // TextMessage returns a message with plain text content.
@@ -181,6 +186,9 @@ type Choice struct {
 	ReasoningContent *string
 	ToolCalls        []ToolCall
 	FinishReason     string
+	// ReasoningSignature is opaque provider data to send back with ReasoningContent in the
+	// next turn's assistant message (see Message.ReasoningSignature). Empty when there is none.
+	ReasoningSignature string
 }
 
 // Usage counts tokens.
@@ -216,6 +224,9 @@ type ChunkChoice struct {
 	Refusal          *string
 	ToolCalls        []ToolCallDelta
 	FinishReason     string
+	// ReasoningSignature is Choice.ReasoningSignature of a stream: whole, not a piece, on at
+	// most one chunk of the choice (the one carrying FinishReason). Empty on other chunks.
+	ReasoningSignature string
 }
 
 // ToolCallDelta is a piece of a tool call. The first piece of a call has ID and Name; later
