@@ -2,12 +2,11 @@ package server
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
-	"math"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/pbconv"
 	"github.com/switchyard/switchyard/internal/router"
 )
 
@@ -44,18 +43,7 @@ func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmb
 		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model",
 			Message: fmt.Sprintf("model %s does not support embeddings", in.GetModel())}
 	}
-	req := &llm.EmbeddingRequest{
-		Model:      target.Model,
-		Texts:      in.GetInput().GetTexts(),
-		Dimensions: in.Dimensions,
-		User:       in.GetUser(),
-	}
-	if toks := in.GetInput().GetTokens(); len(toks) > 0 {
-		req.Tokens = make([][]int32, len(toks))
-		for i, t := range toks {
-			req.Tokens[i] = t.GetIds()
-		}
-	}
+	req := pbconv.EmbeddingRequestFromPB(in, target.Model)
 	resp, err := emb.Embed(ctx, req)
 	if err != nil {
 		return nil, err
@@ -76,21 +64,11 @@ func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmb
 	for i, v := range resp.Vectors {
 		e := &pb.Embedding{Object: "embedding", Index: int32(i)}
 		if base64 {
-			e.EmbeddingBytes = float32Bytes(v)
+			e.EmbeddingBytes = pbconv.Float32Bytes(v)
 		} else {
 			e.Embedding = v
 		}
 		out.Data[i] = e
 	}
 	return out, nil
-}
-
-// float32Bytes encodes v as little-endian IEEE 754 float32 values, the layout OpenAI's base64
-// embeddings use.
-func float32Bytes(v []float32) []byte {
-	b := make([]byte, 4*len(v))
-	for i, f := range v {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
-	}
-	return b
 }
