@@ -60,9 +60,14 @@ func newStream(ctx context.Context, cancel context.CancelFunc, provider string, 
 }
 
 // Recv returns the next chunk, io.EOF after message_stop, or an *llm.Error: an error event sent
-// by the upstream, a broken connection (KindUpstream), the end of ctx (KindCanceled, KindTimeout).
+// by the upstream, a broken connection (KindUpstream), the end of ctx (KindCanceled, KindTimeout;
+// checked before each event, so events already buffered are not delivered after a cancel).
 func (s *stream) Recv() (*llm.Chunk, error) {
 	for s.err == nil {
+		if err := s.ctx.Err(); err != nil {
+			s.err = wireutil.ClassifyTransport(s.ctx, s.provider, err, true)
+			break
+		}
 		data, name, err := s.events.Next()
 		if err != nil {
 			return s.fail(err)
