@@ -1,0 +1,74 @@
+package provider_test
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/switchyard/switchyard/internal/provider/anthropic"
+	"github.com/switchyard/switchyard/internal/provider/azure"
+	"github.com/switchyard/switchyard/internal/provider/gemini"
+	"github.com/switchyard/switchyard/internal/provider/matrix"
+	"github.com/switchyard/switchyard/internal/provider/ollama"
+	"github.com/switchyard/switchyard/internal/provider/openai"
+)
+
+var update = flag.Bool("update", false, "rewrite the parameter matrix in docs/providers.md")
+
+// columns are the matrix's providers, in column order. Add a line per adapter package.
+var columns = []matrix.Column{
+	{Name: "openai", Rules: openai.ParamRules()},
+	{Name: "azure", Rules: azure.ParamRules()},
+	{Name: "anthropic", Rules: anthropic.ParamRules()},
+	{Name: "gemini", Rules: gemini.ParamRules()},
+	{Name: "ollama", Rules: ollama.ParamRules()},
+}
+
+const docPath = "../../docs/providers.md"
+
+// TestParamMatrix fails when docs/providers.md's parameter matrix differs from the adapters'
+// ParamRules, or when an adapter's rules miss a canonical parameter. Run with -update to
+// rewrite the table.
+func TestParamMatrix(t *testing.T) {
+	table, err := matrix.Table(columns)
+	if err != nil {
+		t.Fatalf("parameter rules: %v", err)
+	}
+	doc, err := os.ReadFile(docPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := matrix.Splice(string(doc), table)
+	if err != nil {
+		t.Fatalf("%s: %v", docPath, err)
+	}
+	if *update {
+		if err := os.WriteFile(docPath, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if want != string(doc) {
+		t.Errorf("%s is stale; run go test ./internal/provider/ -run TestParamMatrix -update\n%s", docPath, lineDiff(string(doc), want))
+	}
+}
+
+// lineDiff lists the lines that differ between got and want, by position.
+func lineDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	var b strings.Builder
+	for i := range max(len(g), len(w)) {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			b.WriteString("- " + gl + "\n+ " + wl + "\n")
+		}
+	}
+	return b.String()
+}
