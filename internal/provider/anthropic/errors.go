@@ -64,6 +64,9 @@ func newError(provider string, status, effective int, eo errorObject) *llm.Error
 	if e.UpstreamMessage == "" {
 		e.UpstreamMessage = eo.Type
 	}
+	if eo.Type == "billing_error" || strings.Contains(eo.Message, "credit balance is too low") {
+		effective = http.StatusPaymentRequired // Anthropic sends the empty-wallet case as a 400
+	}
 	if effective == http.StatusBadRequest && isContextLength(eo.Message) {
 		e.Kind, e.Code, e.Message = llm.KindBusiness, "context_length_exceeded", e.UpstreamMessage
 		return e
