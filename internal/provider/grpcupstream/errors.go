@@ -15,10 +15,10 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/wireutil"
 )
 
-// classify turns an error from a call into an *llm.Error of provider name. The call's ctx decides
+// Classify turns an error from a call into an *llm.Error of provider name. The call's ctx decides
 // between canceled and timed out when it has ended. midStream says the stream had delivered
 // messages: a broken connection then is an upstream error, not an unreachable upstream.
-func classify(ctx context.Context, name string, err error, midStream bool) *llm.Error {
+func Classify(ctx context.Context, name string, err error, midStream bool) *llm.Error {
 	if cerr := ctx.Err(); cerr != nil {
 		return wireutil.ClassifyTransport(ctx, name, err, midStream)
 	}
