@@ -18,7 +18,6 @@
 package ollama
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -38,9 +37,6 @@ import (
 
 // DefaultBaseURL is a local Ollama server.
 const DefaultBaseURL = "http://127.0.0.1:11434"
-
-// maxErrorBody bounds how much of an upstream error answer is read.
-const maxErrorBody = 64 << 10
 
 // Provider talks to one Ollama server. It implements llm.Provider, llm.Embedder and
 // llm.ModelLister, and is safe for concurrent use.
@@ -126,7 +122,7 @@ func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRes
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := p.callContext(ctx)
+	ctx, cancel := wireutil.CallContext(ctx, p.cfg.Timeout)
 	defer cancel()
 	resp, err := p.post(ctx, p.chatURL, w, "application/json")
 	if err != nil {
@@ -150,7 +146,7 @@ func (p *Provider) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.St
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := p.callContext(ctx)
+	ctx, cancel := wireutil.CallContext(ctx, p.cfg.Timeout)
 	resp, err := p.post(ctx, p.chatURL, w, "application/x-ndjson")
 	if err != nil {
 		cancel()
@@ -176,7 +172,7 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	if req.User != "" {
 		llm.Warn(ctx, "ollama: user dropped: Ollama has no end-user field")
 	}
-	ctx, cancel := p.callContext(ctx)
+	ctx, cancel := wireutil.CallContext(ctx, p.cfg.Timeout)
 	defer cancel()
 	resp, err := p.post(ctx, p.embedURL, &w, "application/json")
 	if err != nil {
@@ -196,50 +192,24 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	return &llm.EmbeddingResponse{Model: er.Model, Vectors: er.Embeddings, PromptTokens: er.PromptEvalCount}, nil
 }
 
-// callContext applies cfg.Timeout when ctx has no deadline of its own.
-func (p *Provider) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if p.cfg.Timeout > 0 {
-		if _, ok := ctx.Deadline(); !ok {
-			return context.WithTimeout(ctx, p.cfg.Timeout)
-		}
-	}
-	return context.WithCancel(ctx)
-}
-
-// post sends body as JSON and returns a 2xx response; any other answer is read, closed and
-// returned as a classified *llm.Error.
+// post sends body as JSON and returns a 2xx response; any other answer is returned as a
+// classified *llm.Error.
 func (p *Provider) post(ctx context.Context, u string, body any, accept string) (*http.Response, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body); err != nil {
-		return nil, llm.Wrap(llm.KindInvalidArgument, fmt.Errorf("ollama: encode request: %w", err), "the request could not be encoded")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, &buf)
-	if err != nil {
-		return nil, llm.Wrap(llm.KindInternal, fmt.Errorf("ollama: build request: %w", err), "")
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", accept)
+	h := http.Header{"Content-Type": {"application/json"}, "Accept": {accept}}
 	if p.cfg.APIKey != "" {
-		req.Header.Set("Authorization", "Bearer "+p.cfg.APIKey)
+		h.Set("Authorization", "Bearer "+p.cfg.APIKey)
 	}
 	for k, v := range p.cfg.Headers {
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	resp, err := p.client.Do(req)
+	resp, errBody, err := wireutil.PostJSON(ctx, p.client, p.cfg.Name, u, body, h)
 	if err != nil {
-		return nil, wireutil.ClassifyTransport(ctx, p.cfg.Name, err, false)
+		return nil, err
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
 	}
-	defer resp.Body.Close()
-	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if rerr != nil && ctx.Err() != nil {
-		return nil, wireutil.ClassifyTransport(ctx, p.cfg.Name, rerr, true)
-	}
-	return nil, classifyStatus(p.cfg.Name, resp.StatusCode, resp.Header, b)
+	return nil, classifyStatus(p.cfg.Name, resp.StatusCode, resp.Header, errBody)
 }
 
 // decodeBody reads a whole JSON answer into v.

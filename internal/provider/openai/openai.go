@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -21,9 +20,6 @@ import (
 
 // DefaultBaseURL is used when the configuration names none.
 const DefaultBaseURL = "https://api.openai.com/v1"
-
-// maxErrorBody bounds how much of an upstream error answer is read.
-const maxErrorBody = 64 << 10
 
 // Provider talks to one OpenAI-compatible upstream. It implements llm.Provider, llm.Embedder and
 // llm.ModelLister, and is safe for concurrent use.
@@ -111,7 +107,7 @@ func (p *Provider) Models() []string { return slices.Clone(p.cfg.Models) }
 
 // Chat sends a blocking chat completion.
 func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
-	ctx, cancel := p.callContext(ctx)
+	ctx, cancel := wireutil.CallContext(ctx, p.cfg.Timeout)
 	defer cancel()
 	resp, err := p.post(ctx, p.url(OpChat, req.Model), encodeChat(req, false), false)
 	if err != nil {
@@ -131,7 +127,7 @@ func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRes
 // ChatStream starts a streamed chat completion. The upstream is always asked for a final usage
 // chunk (stream_options.include_usage); whether the client sees it is the caller's decision.
 func (p *Provider) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
-	ctx, cancel := p.callContext(ctx)
+	ctx, cancel := wireutil.CallContext(ctx, p.cfg.Timeout)
 	resp, err := p.post(ctx, p.url(OpChat, req.Model), encodeChat(req, true), true)
 	if err != nil {
 		cancel()
@@ -154,7 +150,7 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	if n == 0 {
 		return nil, llm.Errorf(llm.KindInvalidArgument, "embeddings need at least one input")
 	}
-	ctx, cancel := p.callContext(ctx)
+	ctx, cancel := wireutil.CallContext(ctx, p.cfg.Timeout)
 	defer cancel()
 	resp, err := p.post(ctx, p.url(OpEmbeddings, req.Model), &w, false)
 	if err != nil {
@@ -181,35 +177,12 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	return out, nil
 }
 
-// callContext applies cfg.Timeout when ctx has no deadline of its own.
-func (p *Provider) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if p.cfg.Timeout > 0 {
-		if _, ok := ctx.Deadline(); !ok {
-			return context.WithTimeout(ctx, p.cfg.Timeout)
-		}
-	}
-	return context.WithCancel(ctx)
-}
-
-// post sends body as JSON and returns a 2xx response; any other answer is read, closed and
-// returned as a classified *llm.Error.
+// post sends body as JSON and returns a 2xx response; any other answer is returned as a
+// classified *llm.Error.
 func (p *Provider) post(ctx context.Context, url string, body any, stream bool) (*http.Response, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, 2048))
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body); err != nil {
-		return nil, llm.Wrap(llm.KindInvalidArgument, fmt.Errorf("openai: encode request: %w", err), "the request could not be encoded")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		return nil, llm.Wrap(llm.KindInternal, fmt.Errorf("openai: build request: %w", err), "")
-	}
-	h := req.Header
-	h["Content-Type"] = []string{"application/json"}
+	h := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
 	if stream {
 		h["Accept"] = []string{"text/event-stream"}
-	} else {
-		h["Accept"] = []string{"application/json"}
 	}
 	if p.authVal != "" {
 		h[p.authName] = []string{p.authVal}
@@ -217,19 +190,14 @@ func (p *Provider) post(ctx context.Context, url string, body any, stream bool) 
 	for k, v := range p.cfg.Headers {
 		h.Set(k, v)
 	}
-	resp, err := p.client.Do(req)
+	resp, errBody, err := wireutil.PostJSON(ctx, p.client, p.cfg.Name, url, body, h)
 	if err != nil {
-		return nil, wireutil.ClassifyTransport(ctx, p.cfg.Name, err, false)
+		return nil, err
 	}
 	if resp.StatusCode/100 == 2 {
 		return resp, nil
 	}
-	defer resp.Body.Close()
-	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if rerr != nil && ctx.Err() != nil {
-		return nil, wireutil.ClassifyTransport(ctx, p.cfg.Name, rerr, true)
-	}
-	return nil, classifyStatus(p.cfg.Name, resp.StatusCode, resp.Header, b)
+	return nil, classifyStatus(p.cfg.Name, resp.StatusCode, resp.Header, errBody)
 }
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,64 @@ func TestClassifyStatus(t *testing.T) {
 				t.Errorf("kind/code/message = %v/%q/%q, want %v/%q/…%s…", e.Kind, e.Code, e.Message, c.want, c.wantCode, c.wantMsg)
 			}
 		})
+	}
+}
+
+func TestCallContext(t *testing.T) {
+	ctx, cancel := CallContext(context.Background(), time.Minute)
+	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		t.Error("no deadline from the timeout")
+	}
+	parent, pcancel := context.WithTimeout(context.Background(), time.Hour)
+	defer pcancel()
+	ctx2, cancel2 := CallContext(parent, time.Minute)
+	defer cancel2()
+	if d1, _ := parent.Deadline(); func() bool { d2, _ := ctx2.Deadline(); return !d2.Equal(d1) }() {
+		t.Error("the caller's deadline was replaced")
+	}
+	ctx3, cancel3 := CallContext(context.Background(), 0)
+	cancel3()
+	if _, ok := ctx3.Deadline(); ok || ctx3.Err() == nil {
+		t.Error("timeout 0 set a deadline, or the CancelFunc does not cancel")
+	}
+}
+
+func TestPostJSON(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("X-Test") != "1" || string(b) != "{\"a\":\"<b>\"}\n" {
+			w.WriteHeader(400)
+			io.WriteString(w, "bad request: "+string(b))
+			return
+		}
+		w.WriteHeader(200)
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	cases := []struct {
+		name       string
+		header     http.Header
+		wantStatus int
+		wantBody   string // errBody
+	}{
+		{"2xx", http.Header{"X-Test": {"1"}}, 200, ""},
+		{"error answer", nil, 400, "bad request: {\"a\":\"<b>\"}\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, errBody, err := PostJSON(context.Background(), srv.Client(), "p", srv.URL, map[string]string{"a": "<b>"}, c.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != c.wantStatus || string(errBody) != c.wantBody {
+				t.Errorf("status %d body %q, want %d %q", resp.StatusCode, errBody, c.wantStatus, c.wantBody)
+			}
+			resp.Body.Close()
+		})
+	}
+	_, _, err := PostJSON(context.Background(), srv.Client(), "p", srv.URL, func() {}, nil)
+	if e, ok := errors.AsType[*llm.Error](err); !ok || e.Kind != llm.KindInvalidArgument || e.Provider != "p" {
+		t.Errorf("unencodable body: %v", err)
 	}
 }
