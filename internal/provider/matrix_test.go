@@ -9,6 +9,7 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
 	"github.com/switchyard/switchyard/internal/provider/azure"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
+	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
 	"github.com/switchyard/switchyard/internal/provider/matrix"
 	"github.com/switchyard/switchyard/internal/provider/ollama"
 	"github.com/switchyard/switchyard/internal/provider/openai"
@@ -23,6 +24,7 @@ var columns = []matrix.Column{
 	{Name: "anthropic", Rules: anthropic.ParamRules()},
 	{Name: "gemini", Rules: gemini.ParamRules()},
 	{Name: "ollama", Rules: ollama.ParamRules()},
+	{Name: "grpc", Rules: grpcupstream.ParamRules()},
 }
 
 const docPath = "../../docs/providers.md"
