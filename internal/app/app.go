@@ -21,7 +21,12 @@ import (
 	"runtime/debug"
 
 	"github.com/switchyard/switchyard/internal/provider"
+	"github.com/switchyard/switchyard/internal/provider/anthropic"
+	"github.com/switchyard/switchyard/internal/provider/azure"
+	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
+	"github.com/switchyard/switchyard/internal/provider/kserve"
 	"github.com/switchyard/switchyard/internal/provider/mock"
+	"github.com/switchyard/switchyard/internal/provider/ollama"
 	"github.com/switchyard/switchyard/internal/provider/openai"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/internal/telemetry"
@@ -37,12 +42,19 @@ const ServiceName = "switchyard"
 // newRegistry is the one place provider types are registered.
 func newRegistry() *provider.Registry {
 	reg := provider.NewRegistry()
-	reg.Register("openai", openai.New) // OpenAI and every OpenAI-compatible API (DeepSeek, vLLM, ...)
-	reg.Register("mock", mock.New)     // canned answers, for trials and tests
+	reg.Register("openai", openai.New)       // OpenAI and every OpenAI-compatible API (DeepSeek, vLLM, ...)
+	reg.Register("azure", azure.New)         // Azure OpenAI deployments
+	reg.Register("anthropic", anthropic.New) // Anthropic Messages API
+	reg.Register("ollama", ollama.New)       // Ollama's native /api/chat and /api/embed
+	reg.Register("grpc", grpcupstream.New)   // any server implementing switchyard.v1 (another Switchyard, in-house models)
+	reg.Register("kserve", kserve.New)       // KServe v2 / Triton inference protocol (TensorRT-LLM)
+	reg.Register("mock", mock.New)           // canned answers, for trials and tests
 	return reg
 }
 
-// buildRouter builds every configured provider and a router over them and the aliases.
+// buildRouter builds every configured provider and a router over them and the routes, aliases
+// and prices, with fresh live state (breakers, latency figures). A reload should instead pass the
+// current router's State() to router.Build, so the live state carries over.
 func buildRouter(reg *provider.Registry, cfg *Config) (*router.Router, error) {
 	backends := make(map[string]router.Backend, len(cfg.Providers))
 	for _, pc := range cfg.Providers {
@@ -50,9 +62,9 @@ func buildRouter(reg *provider.Registry, cfg *Config) (*router.Router, error) {
 		if err != nil {
 			return nil, err
 		}
-		backends[pc.Name] = router.Backend{Provider: p, Models: pc.Models}
+		backends[pc.Name] = router.Backend{Provider: p, Models: pc.Models, KeyID: router.KeyID(pc.APIKey)}
 	}
-	return router.New(backends, cfg.Aliases)
+	return router.Build(backends, cfg.routerConfig(), nil)
 }
 
 const usage = `Switchyard is a gRPC-first LLM gateway with an OpenAI-compatible REST edge.

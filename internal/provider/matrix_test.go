@@ -10,6 +10,7 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/azure"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
 	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
+	"github.com/switchyard/switchyard/internal/provider/kserve"
 	"github.com/switchyard/switchyard/internal/provider/matrix"
 	"github.com/switchyard/switchyard/internal/provider/ollama"
 	"github.com/switchyard/switchyard/internal/provider/openai"
@@ -25,6 +26,7 @@ var columns = []matrix.Column{
 	{Name: "gemini", Rules: gemini.ParamRules()},
 	{Name: "ollama", Rules: ollama.ParamRules()},
 	{Name: "grpc", Rules: grpcupstream.ParamRules()},
+	{Name: "kserve", Rules: kserve.ParamRules()},
 }
 
 const docPath = "../../docs/providers.md"
