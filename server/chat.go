@@ -20,52 +20,61 @@ type chatService struct {
 	routes func() *router.Router
 }
 
-// CreateChatCompletion resolves the model, calls the provider and answers with its response. The
-// answer's model is the upstream's model name; the route header names "provider/model".
+// Response headers of the routing decision (RouteHeader names the target that answered).
+const (
+	// DecisionHeader explains the routing decision: strategy, chosen target, candidates and
+	// their scores, e.g. "strategy=latency; chosen=b/m2; candidates=b/m2:12.3ms,a/m1:40.1ms".
+	DecisionHeader = "x-switchyard-route-decision"
+	// AttemptsHeader is the number of upstream calls the request took, retries and fallbacks
+	// included.
+	AttemptsHeader = "x-switchyard-attempts"
+)
+
+// CreateChatCompletion plans the route for the model and runs it (retries, fallbacks), answering
+// with the response of the target that succeeded. The answer's model is the upstream's model
+// name; the route headers name "provider/model", the decision and the attempts.
 func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateChatCompletionRequest) (*pb.CreateChatCompletionResponse, error) {
-	target, err := s.routes().Resolve(in.GetModel())
+	req, err := pbconv.ChatRequestFromPB(in, "", false)
 	if err != nil {
 		return nil, err
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(RouteHeader, target.Name()))
-	req, err := pbconv.ChatRequestFromPB(in, target.Model, false)
+	plan, err := s.routes().Plan(in.GetModel(), router.EstimateChat(req))
 	if err != nil {
 		return nil, err
 	}
-	ctx, warnings := llm.WithWarnings(ctx)
-	resp, err := target.Provider.Chat(ctx, req)
-	setWarnings(ctx, warnings, grpc.SetHeader)
+	resp, res, err := plan.Chat(ctx, req)
+	_ = grpc.SetHeader(ctx, routeHeaders(res))
 	if err != nil {
 		return nil, err
 	}
-	return chatResponse(resp, target.Model), nil
+	return chatResponse(resp, res.Target.Model), nil
 }
 
-// StreamChatCompletion resolves the model, starts the provider's stream and forwards each chunk as
-// soon as it arrives. Every chunk carries the same id and created time; each choice's first delta
-// carries role "assistant". The usage chunk is forwarded only when the client asked for it with
-// stream_options.include_usage. An error after chunks were sent ends the stream with that error.
+// StreamChatCompletion plans the route for the model and starts the stream: retries and
+// fallbacks happen until the first chunk arrives, then the headers are sent and each chunk is
+// forwarded as soon as it arrives. Every chunk carries the same id and created time; each
+// choice's first delta carries role "assistant". The usage chunk is forwarded only when the
+// client asked for it with stream_options.include_usage. An error after chunks were sent ends
+// the stream with that error.
 func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, stream grpc.ServerStreamingServer[pb.StreamChatCompletionResponse]) error {
 	ctx := stream.Context()
 	inner := in.GetRequest()
-	target, err := s.routes().Resolve(inner.GetModel())
+	req, err := pbconv.ChatRequestFromPB(inner, "", true)
 	if err != nil {
 		return err
 	}
-	_ = stream.SetHeader(metadata.Pairs(RouteHeader, target.Name()))
-	req, err := pbconv.ChatRequestFromPB(inner, target.Model, true)
+	plan, err := s.routes().Plan(inner.GetModel(), router.EstimateChat(req))
 	if err != nil {
 		return err
 	}
-	ctx, warnings := llm.WithWarnings(ctx)
-	up, err := target.Provider.ChatStream(ctx, req)
-	setWarnings(ctx, warnings, func(_ context.Context, md metadata.MD) error { return stream.SetHeader(md) })
+	up, res, err := plan.ChatStream(ctx, req)
+	_ = stream.SetHeader(routeHeaders(res))
 	if err != nil {
 		return err
 	}
 	defer up.Close()
 
-	cv := chunkConverter{includeUsage: req.IncludeStreamUsage, model: target.Model}
+	cv := chunkConverter{includeUsage: req.IncludeStreamUsage, model: res.Target.Model}
 	for {
 		c, err := up.Recv()
 		if errors.Is(err, io.EOF) {
@@ -82,6 +91,22 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 			return err
 		}
 	}
+}
+
+// routeHeaders are the response headers of a routed request: the target that answered (or the
+// last one tried), the decision, the attempts and the answering adapter's warnings.
+func routeHeaders(res router.Result) metadata.MD {
+	md := metadata.MD{
+		DecisionHeader: {res.Decision},
+		AttemptsHeader: {res.AttemptsString()},
+	}
+	if res.Target.Provider != nil {
+		md[RouteHeader] = []string{res.Target.Name()}
+	}
+	if len(res.Warnings) > 0 {
+		md[WarningHeader] = res.Warnings
+	}
+	return md
 }
 
 // chatResponse converts a provider's answer, filling in an id and the created time when the
@@ -159,15 +184,4 @@ func (cv *chunkConverter) convert(c *llm.Chunk) *pb.StreamChatCompletionResponse
 		out.Choices[i] = ch
 	}
 	return out
-}
-
-// setWarnings sends the adapter's warnings (parameters it dropped or clamped) as response headers.
-// Adapters convert the request before their first upstream byte, so the warnings are complete
-// when Chat or ChatStream returns, before the first message is sent.
-func setWarnings(ctx context.Context, w *llm.Warnings, set func(context.Context, metadata.MD) error) {
-	list := w.List()
-	if len(list) == 0 {
-		return
-	}
-	_ = set(ctx, metadata.MD{WarningHeader: list})
 }

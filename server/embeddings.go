@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/grpc"
+
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/pbconv"
@@ -21,8 +23,9 @@ type embeddingService struct {
 	routes func() *router.Router
 }
 
-// CreateEmbedding resolves the model and embeds the input with its provider. Providers that do not
-// implement llm.Embedder answer KindInvalidArgument. With encoding_format "base64" each vector is
+// CreateEmbedding plans the route for the model and embeds the input through it (retries,
+// fallbacks). Targets whose provider does not implement llm.Embedder are skipped; with none the
+// answer is KindInvalidArgument. With encoding_format "base64" each vector is
 // returned as little-endian float32 bytes in embedding_bytes; otherwise ("" or "float") as floats.
 func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmbeddingRequest) (*pb.CreateEmbeddingResponse, error) {
 	base64 := false
@@ -34,20 +37,17 @@ func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmb
 		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "encoding_format",
 			Message: fmt.Sprintf("Invalid value for 'encoding_format': %q (want 'float' or 'base64').", in.GetEncodingFormat())}
 	}
-	target, err := s.routes().Resolve(in.GetModel())
+	req := pbconv.EmbeddingRequestFromPB(in, "")
+	plan, err := s.routes().Plan(in.GetModel(), router.EstimateEmbedding(req))
 	if err != nil {
 		return nil, err
 	}
-	emb, ok := target.Provider.(llm.Embedder)
-	if !ok {
-		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model",
-			Message: fmt.Sprintf("model %s does not support embeddings", in.GetModel())}
-	}
-	req := pbconv.EmbeddingRequestFromPB(in, target.Model)
-	resp, err := emb.Embed(ctx, req)
+	resp, res, err := plan.Embed(ctx, req)
+	_ = grpc.SetHeader(ctx, routeHeaders(res))
 	if err != nil {
 		return nil, err
 	}
+	target := res.Target
 	if n := len(req.Texts) + len(req.Tokens); len(resp.Vectors) != n {
 		return nil, &llm.Error{Kind: llm.KindUpstream, Provider: target.ProviderName, Message: "upstream returned a wrong number of embeddings",
 			Err: fmt.Errorf("embed %s: got %d vectors for %d inputs", target.Name(), len(resp.Vectors), n)}

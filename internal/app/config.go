@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"os"
 	"regexp"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/provider"
+	"github.com/switchyard/switchyard/internal/router"
 )
 
 // defaultConfigYAML is used when no config file is given: the mock provider only, no auth, every
@@ -52,8 +52,20 @@ type Config struct {
 	Log       LogConfig         `yaml:"log"`
 	Auth      auth.Config       `yaml:"auth"`
 	Providers []provider.Config `yaml:"providers"`
-	// Aliases maps a model name clients may use to "provider/model".
+	// Aliases maps a model name clients may use to "provider/model": a route with one target and
+	// the default retry and breaker policies.
 	Aliases map[string]string `yaml:"aliases,omitempty"`
+	// Routes are model names served by several targets with a strategy, retries, a circuit
+	// breaker and fallbacks (docs/routing.md).
+	Routes []router.RouteConfig `yaml:"routes,omitempty"`
+	// Prices maps "provider/model" to its price per million tokens, for the cost strategy; a
+	// route target's own prices override it.
+	Prices map[string]router.PriceConfig `yaml:"prices,omitempty"`
+}
+
+// routerConfig is the routing part of c.
+func (c *Config) routerConfig() router.Config {
+	return router.Config{Routes: c.Routes, Aliases: c.Aliases, Prices: c.Prices}
 }
 
 // ServerConfig configures the three listeners. Addresses are host:port; port 0 picks a free port
@@ -68,7 +80,19 @@ type ServerConfig struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"` // keep-alive connections idle longer are closed
+	// GatewayTransport is how the REST gateway reaches the gRPC services: "inproc" (default; an
+	// in-process channel running the same interceptors, no sockets or serialization) or
+	// "loopback" (a gRPC client connection to the process's own gRPC listener). Empty means
+	// "inproc". See
+	// bench/README.md for the measurements behind the default.
+	GatewayTransport string `yaml:"gateway_transport"`
 }
+
+// Gateway transports (ServerConfig.GatewayTransport).
+const (
+	TransportInproc   = "inproc"
+	TransportLoopback = "loopback"
+)
 
 // LogConfig configures the process logger.
 type LogConfig struct {
@@ -227,6 +251,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&s.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&s.GatewayTransport, TransportInproc)
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
 	setDefault(&c.Auth.Mode, auth.ModeNone)
@@ -265,6 +290,9 @@ func (c *Config) validate(providerTypes []string) error {
 			}
 			seen[a.addr] = a.field
 		}
+	}
+	if t := s.GatewayTransport; t != "" && t != TransportInproc && t != TransportLoopback {
+		add("server.gateway_transport: %q is not %q or %q", t, TransportInproc, TransportLoopback)
 	}
 	if s.MaxBodyBytes <= 0 {
 		add("server.max_body_bytes: must be positive, got %d", s.MaxBodyBytes)
@@ -333,23 +361,8 @@ func (c *Config) validate(providerTypes []string) error {
 		}
 	}
 
-	for _, alias := range slices.Sorted(maps.Keys(c.Aliases)) {
-		target := c.Aliases[alias]
-		if alias == "" || strings.Contains(alias, "/") {
-			add("aliases: %q: an alias must be non-empty and must not contain '/'", alias)
-			continue
-		}
-		prov, model, ok := strings.Cut(target, "/")
-		declared, known := models[prov]
-		switch {
-		case !ok || prov == "" || model == "":
-			add("aliases: %q: target %q is not provider/model", alias, target)
-		case !known:
-			add("aliases: %q: target %q names unknown provider %q", alias, target, prov)
-		case len(declared) > 0 && !slices.Contains(declared, model):
-			add("aliases: %q: target %q: provider %q does not list model %q (models: %s)",
-				alias, target, prov, model, strings.Join(declared, ", "))
-		}
+	if err := c.routerConfig().Validate(models); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

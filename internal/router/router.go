@@ -1,9 +1,22 @@
-// Package router resolves the model a client names ("provider/model" or an alias) to the provider
-// that serves it. This is the foundation's router: one target per name. Strategies, retries,
-// breakers and fallbacks (issue "Resilience and routing") are not built yet.
+// Package router decides which upstream serves a request and runs the attempts.
+//
+// A client names a model as "provider/model" (pinned: one target, no retries, no fallback) or as
+// a route: an alias (one target) or a configured route (several targets and a strategy). For each
+// request the Router returns a Plan: the route's targets ordered by its strategy, with their
+// scores and an explanation. The Plan's executor (Chat, ChatStream, Embed) then runs attempts:
+// retries on one target under the route's retry policy, then falls back to the next candidate
+// when retries are exhausted, the failure is the target's (not the request's), or the target's
+// circuit breaker is open. Streams are committed at their first chunk; nothing is retried or
+// fallen back after that.
+//
+// A Router is immutable and safe for concurrent use; a config reload builds a new one and swaps
+// it in atomically. The live per-target state (breakers, latency averages, in-flight counts)
+// lives in a State that outlives routers, keyed by TargetKey, so a reload keeps it.
 package router
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -17,52 +30,144 @@ type Target struct {
 	ProviderName string
 	Provider     llm.Provider
 	Model        string // upstream model name, without the provider prefix
+	KeyID        string // identity of the upstream credentials (Backend.KeyID)
+	Weight       float64
+	Price        *Price // nil: unpriced
 }
 
 // Name returns "provider/model".
 func (t Target) Name() string { return t.ProviderName + "/" + t.Model }
 
+// Key returns the identity of t's live state.
+func (t Target) Key() TargetKey {
+	return TargetKey{Provider: t.ProviderName, Model: t.Model, KeyID: t.KeyID}
+}
+
+// Price is a resolved price in currency units per million tokens.
+type Price struct {
+	InputPerMTok, OutputPerMTok float64
+}
+
 // Backend is a configured provider and the models it declares (empty: any name passes through).
 type Backend struct {
 	Provider llm.Provider
 	Models   []string
+	// KeyID identifies the credentials the provider uses (see KeyID), so breakers are per key.
+	KeyID string
+}
+
+// KeyID returns a short, non-secret identity for an upstream credential: the first 12 hex digits
+// of its SHA-256, or "" for no credential.
+func KeyID(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:6])
+}
+
+// SelfRetrying is implemented by providers that retry failed calls themselves (grpcupstream,
+// through go-grpc-middleware, with the same policy). DESIGN.md: one layer retries a call, never
+// two, so the executor makes one attempt per candidate for such providers and only falls back.
+type SelfRetrying interface {
+	RetriesCalls() bool
 }
 
 // ModelInfo describes a servable name for model listings.
 type ModelInfo struct {
-	ID      string // "provider/model" or alias
-	OwnedBy string // provider name, or "switchyard" for aliases
-	Target  string // for aliases: "provider/model"
+	ID      string // "provider/model" or route name
+	OwnedBy string // provider name, or "switchyard" for routes
+	Target  string // for routes: the targets' "provider/model", comma-separated
 }
 
-// Router resolves model names. It is immutable after New, so safe for concurrent use.
+// route is a resolved RouteConfig (or alias).
+type route struct {
+	name           string
+	strategy       Strategy
+	targets        []Target
+	retry          retryPolicy
+	breaker        breakerPolicy
+	timeout        timeoutPolicy
+	explainTargets string // for ModelInfo
+}
+
+// Router resolves model names to plans. It is immutable after Build, so safe for concurrent use.
 type Router struct {
 	backends map[string]Backend
-	aliases  map[string]string
+	routes   map[string]*route
 	models   []ModelInfo
+	state    *State
+	prices   map[string]Price
+	pinned   route // the policies of "provider/model" requests
 }
 
-// New returns a router over backends (keyed by provider name) and aliases (alias → "provider/model").
-// It fails if an alias points at an unknown provider or at a model its provider does not declare.
+// New returns a router over backends (keyed by provider name) and single-target aliases
+// (alias → "provider/model"), with a fresh State. See Build.
 func New(backends map[string]Backend, aliases map[string]string) (*Router, error) {
-	r := &Router{backends: backends, aliases: aliases}
-	for alias, target := range aliases {
-		if strings.Contains(alias, "/") {
-			return nil, fmt.Errorf("router: alias %q must not contain '/'", alias)
-		}
-		if _, err := r.resolveQualified(target); err != nil {
-			return nil, fmt.Errorf("router: alias %q: %w", alias, err)
-		}
+	return Build(backends, Config{Aliases: aliases}, nil)
+}
+
+// Build returns a router over backends (keyed by provider name) and cfg's routes, aliases and
+// prices. state holds the live per-target state; pass the previous router's State on a reload,
+// or nil for a new one. Build fails if a route or alias names an unknown provider or a model
+// its provider does not declare, or if cfg is otherwise invalid (see Config.Validate).
+func Build(backends map[string]Backend, cfg Config, state *State) (*Router, error) {
+	declared := make(map[string][]string, len(backends))
+	for n, b := range backends {
+		declared[n] = b.Models
 	}
-	names := make([]string, 0, len(backends))
-	for n := range backends {
-		names = append(names, n)
+	if err := cfg.Validate(declared); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		models := r.backends[n].Models
+	if state == nil {
+		state = NewState()
+	}
+	r := &Router{backends: backends, routes: map[string]*route{}, state: state, prices: map[string]Price{}}
+	r.pinned = route{strategy: strategyPinned, retry: RetryConfig{MaxRetries: new(int)}.policy(), breaker: BreakerConfig{}.policy()}
+	for m, p := range cfg.Prices {
+		r.prices[m] = Price{InputPerMTok: p.InputPricePerMTok, OutputPerMTok: p.OutputPricePerMTok}
+	}
+	routes := slices.Clone(cfg.Routes)
+	for _, alias := range sortedKeys(cfg.Aliases) {
+		routes = append(routes, RouteConfig{Name: alias, Targets: []TargetConfig{{Model: cfg.Aliases[alias]}}})
+	}
+	for _, rc := range routes {
+		rt := &route{name: rc.Name, strategy: rc.Strategy, retry: rc.Retry.policy(), breaker: rc.Breaker.policy(),
+			timeout: timeoutPolicy{total: rc.Timeout, attempt: rc.AttemptTimeout}}
+		if rt.strategy == "" {
+			rt.strategy = StrategyPriority
+		}
+		names := make([]string, len(rc.Targets))
+		for i, tc := range rc.Targets {
+			t, err := r.resolveQualified(tc.Model)
+			if err != nil {
+				return nil, fmt.Errorf("router: route %q: %w", rc.Name, err)
+			}
+			t.Weight = tc.Weight
+			if t.Weight == 0 {
+				t.Weight = 1
+			}
+			if tc.InputPricePerMTok != nil || tc.OutputPricePerMTok != nil {
+				p := Price{}
+				if tc.InputPricePerMTok != nil {
+					p.InputPerMTok = *tc.InputPricePerMTok
+				}
+				if tc.OutputPricePerMTok != nil {
+					p.OutputPerMTok = *tc.OutputPricePerMTok
+				}
+				t.Price = &p
+			}
+			rt.targets = append(rt.targets, t)
+			names[i] = t.Name()
+		}
+		rt.explainTargets = strings.Join(names, ",")
+		r.routes[rc.Name] = rt
+	}
+
+	for _, n := range sortedKeys(backends) {
+		models := backends[n].Models
 		if len(models) == 0 {
-			if l, ok := r.backends[n].Provider.(llm.ModelLister); ok {
+			if l, ok := backends[n].Provider.(llm.ModelLister); ok {
 				models = l.Models()
 			}
 		}
@@ -70,25 +175,33 @@ func New(backends map[string]Backend, aliases map[string]string) (*Router, error
 			r.models = append(r.models, ModelInfo{ID: n + "/" + m, OwnedBy: n})
 		}
 	}
-	as := make([]string, 0, len(aliases))
-	for a := range aliases {
-		as = append(as, a)
-	}
-	sort.Strings(as)
-	for _, a := range as {
-		r.models = append(r.models, ModelInfo{ID: a, OwnedBy: "switchyard", Target: aliases[a]})
+	for _, name := range sortedKeys(r.routes) {
+		r.models = append(r.models, ModelInfo{ID: name, OwnedBy: "switchyard", Target: r.routes[name].explainTargets})
 	}
 	return r, nil
 }
 
-// Resolve returns the target for model. Unknown names are KindNotFound errors with code
-// "model_not_found".
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// State returns the live per-target state the router records into; pass it to Build when
+// building the router that replaces this one.
+func (r *Router) State() *State { return r.state }
+
+// Resolve returns the first target for model (a route's first configured target). Unknown names
+// are KindNotFound errors with code "model_not_found".
 func (r *Router) Resolve(model string) (Target, error) {
 	if model == "" {
 		return Target{}, &llm.Error{Kind: llm.KindInvalidArgument, Message: "model is required", Param: "model"}
 	}
-	if t, ok := r.aliases[model]; ok {
-		model = t
+	if rt, ok := r.routes[model]; ok {
+		return rt.targets[0], nil
 	}
 	return r.resolveQualified(model)
 }
@@ -105,7 +218,11 @@ func (r *Router) resolveQualified(model string) (Target, error) {
 	if len(b.Models) > 0 && !slices.Contains(b.Models, name) {
 		return Target{}, notFound(model)
 	}
-	return Target{ProviderName: prov, Provider: b.Provider, Model: name}, nil
+	t := Target{ProviderName: prov, Provider: b.Provider, Model: name, KeyID: b.KeyID, Weight: 1}
+	if p, ok := r.prices[model]; ok {
+		t.Price = &p
+	}
+	return t, nil
 }
 
 func notFound(model string) *llm.Error {
@@ -117,7 +234,7 @@ func notFound(model string) *llm.Error {
 	}
 }
 
-// Models lists the servable names: each provider's declared models, then aliases.
+// Models lists the servable names: each provider's declared models, then routes and aliases.
 func (r *Router) Models() []ModelInfo { return r.models }
 
 // Model returns the listing entry for id, if any.
@@ -127,10 +244,29 @@ func (r *Router) Model(id string) (ModelInfo, bool) {
 			return m, true
 		}
 	}
-	if t, err := r.Resolve(id); err == nil && !strings.Contains(id, "/") {
-		return ModelInfo{ID: id, OwnedBy: "switchyard", Target: t.Name()}, true
-	} else if err == nil {
+	if t, err := r.Resolve(id); err == nil {
 		return ModelInfo{ID: id, OwnedBy: t.ProviderName}, true
 	}
 	return ModelInfo{}, false
+}
+
+// Plan returns the plan for one request to model: the candidates in the order the route's
+// strategy chose, with their scores. est sizes the request for the cost strategy. Unknown names
+// are KindNotFound errors with code "model_not_found".
+func (r *Router) Plan(model string, est Estimate) (*Plan, error) {
+	if model == "" {
+		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Message: "model is required", Param: "model"}
+	}
+	rt, ok := r.routes[model]
+	if !ok {
+		t, err := r.resolveQualified(model)
+		if err != nil {
+			return nil, err
+		}
+		p := r.pinned
+		p.name = ""
+		p.targets = []Target{t}
+		rt = &p
+	}
+	return r.plan(rt, est), nil
 }
