@@ -156,6 +156,9 @@ func encodeTools(ctx context.Context, req *llm.ChatRequest, w *generateRequest) 
 		decls := make([]functionDeclaration, len(req.Tools))
 		for i, t := range req.Tools {
 			decls[i] = functionDeclaration{Name: t.Name, Description: t.Description}
+			if t.Description == "" {
+				decls[i].Description = t.Name // the API requires a description
+			}
 			if len(t.Parameters) > 0 {
 				decls[i].ParametersJSONSchema = json.RawMessage(t.Parameters)
 			}

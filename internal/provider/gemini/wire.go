@@ -64,7 +64,7 @@ type tool struct {
 // JSON Schema as is (parameters would need the OpenAPI-subset Schema message).
 type functionDeclaration struct {
 	Name                 string          `json:"name"`
-	Description          string          `json:"description,omitempty"`
+	Description          string          `json:"description"`
 	ParametersJSONSchema json.RawMessage `json:"parametersJsonSchema,omitempty"`
 }
 
