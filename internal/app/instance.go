@@ -29,6 +29,7 @@ import (
 
 	"github.com/switchyard/switchyard/gateway"
 	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/inproc"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/internal/telemetry"
@@ -80,7 +81,7 @@ type Instance struct {
 	httpAddr, grpcAddr, adminAddr string
 
 	health   *health.Server
-	gwConn   *grpc.ClientConn
+	gwConn   *grpc.ClientConn // loopback transport only; nil for inproc
 	routes   atomic.Pointer[router.Router]
 	draining atomic.Bool
 
@@ -209,14 +210,15 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	inst.health = health.NewServer()
 	inst.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	icfg := interceptor.Config{Logger: log, Authenticator: authn}
+	unaryChain, streamChain := interceptor.Unary(icfg), interceptor.Stream(icfg)
 	grpcSrv := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(tel.TracerProvider()),
 			otelgrpc.WithMeterProvider(tel.MeterProvider()),
 			otelgrpc.WithPropagators(tel.Propagator()),
 		)),
-		grpc.ChainUnaryInterceptor(interceptor.Unary(icfg)...),
-		grpc.ChainStreamInterceptor(interceptor.Stream(icfg)...),
+		grpc.ChainUnaryInterceptor(unaryChain...),
+		grpc.ChainStreamInterceptor(streamChain...),
 		grpc.MaxRecvMsgSize(msgLimit),
 		grpc.MaxSendMsgSize(msgLimit),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
@@ -226,26 +228,41 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	healthgrpc.RegisterHealthServer(grpcSrv, inst.health)
 	reflection.Register(grpcSrv)
 
-	// The REST gateway reaches the services through the process's own gRPC listener, so REST
-	// requests run through the same interceptors and stats handler as native gRPC calls.
-	// Loopback, uncompressed, with the message limit raised to match the server's.
-	inst.gwConn, err = grpc.NewClient(loopbackTarget(grpcLis.Addr()),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler(
-			otelgrpc.WithTracerProvider(tel.TracerProvider()),
-			otelgrpc.WithMeterProvider(tel.MeterProvider()),
-			otelgrpc.WithPropagators(tel.Propagator()),
-		)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(msgLimit), grpc.MaxCallSendMsgSize(msgLimit)),
-	)
-	if err != nil {
-		return fail(fmt.Errorf("gateway connection to %s: %w", grpcLis.Addr(), err))
+	// The REST gateway reaches the services through a gRPC client connection, so REST requests
+	// run through the same interceptors as native gRPC calls: by default an in-process channel
+	// (same chains, a server span and the rpc.server.call.duration metric like the stats
+	// handler's, no sockets or serialization); with gateway_transport: loopback, the process's
+	// own gRPC listener, uncompressed, with the message limit raised to match the server's.
+	var gwConn grpc.ClientConnInterface
+	if cfg.Server.GatewayTransport == TransportLoopback {
+		inst.gwConn, err = grpc.NewClient(loopbackTarget(grpcLis.Addr()),
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+				otelgrpc.WithTracerProvider(tel.TracerProvider()),
+				otelgrpc.WithMeterProvider(tel.MeterProvider()),
+				otelgrpc.WithPropagators(tel.Propagator()),
+			)),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(msgLimit), grpc.MaxCallSendMsgSize(msgLimit)),
+		)
+		if err != nil {
+			return fail(fmt.Errorf("gateway connection to %s: %w", grpcLis.Addr(), err))
+		}
+		cleanup = append(cleanup, func() { _ = inst.gwConn.Close() })
+		gwConn = inst.gwConn
+	} else {
+		ch := inproc.New(
+			inproc.WithUnaryInterceptors(unaryChain...),
+			inproc.WithStreamInterceptors(streamChain...),
+			inproc.WithTracerProvider(tel.TracerProvider()),
+			inproc.WithMeterProvider(tel.MeterProvider()),
+		)
+		server.Register(ch, inst.routes.Load)
+		gwConn = ch
 	}
-	cleanup = append(cleanup, func() { _ = inst.gwConn.Close() })
 	gwCtx, gwCancel := context.WithCancel(context.WithoutCancel(ctx))
 	cleanup = append(cleanup, gwCancel)
 	// The gateway adds its own otelhttp handler (global providers, which telemetry.Setup set).
-	restHandler, err := gateway.New(gwCtx, inst.gwConn, gateway.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log})
+	restHandler, err := gateway.New(gwCtx, gwConn, gateway.Options{MaxBodyBytes: cfg.Server.MaxBodyBytes, Logger: log})
 	if err != nil {
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
@@ -316,7 +333,9 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	go func() {
 		err := g.Run()
 		cancelDeadline()
-		_ = inst.gwConn.Close()
+		if inst.gwConn != nil {
+			_ = inst.gwConn.Close()
+		}
 		gwCancel()
 		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if terr := tel.Shutdown(flushCtx); terr != nil {
@@ -332,9 +351,11 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		close(inst.done)
 	}()
 
-	if err := waitReady(ctx, inst.gwConn); err != nil {
-		_ = inst.Shutdown(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("gateway connection to own gRPC listener: %w", err)
+	if inst.gwConn != nil {
+		if err := waitReady(ctx, inst.gwConn); err != nil {
+			_ = inst.Shutdown(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("gateway connection to own gRPC listener: %w", err)
+		}
 	}
 	inst.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, l := range []struct{ name, addr string }{
@@ -433,6 +454,9 @@ func (i *Instance) ready(ctx context.Context) error {
 	}
 	if st := resp.GetStatus(); st != healthpb.HealthCheckResponse_SERVING {
 		return fmt.Errorf("health status %s", st)
+	}
+	if i.gwConn == nil { // in-process: always connected
+		return nil
 	}
 	switch st := i.gwConn.GetState(); st {
 	case connectivity.Ready:

@@ -342,9 +342,22 @@ func TestStartErrors(t *testing.T) {
 }
 
 // TestOneTrace shows that a REST request carrying a traceparent yields one trace: the REST span,
-// the gateway's gRPC client span, the gRPC server span and the upstream HTTP call, and that the
-// upstream receives the same trace id.
+// the gRPC server span (with loopback also the gateway's gRPC client span) and the upstream HTTP
+// call, and that the upstream receives the same trace id.
 func TestOneTrace(t *testing.T) {
+	for _, tc := range []struct {
+		transport              string
+		wantServer, wantClient int
+	}{
+		// server: REST + gRPC; client: upstream HTTP (+ gateway → gRPC over loopback).
+		{TransportInproc, 2, 1},
+		{TransportLoopback, 2, 2},
+	} {
+		t.Run(tc.transport, func(t *testing.T) { testOneTrace(t, tc.transport, tc.wantServer, tc.wantClient) })
+	}
+}
+
+func testOneTrace(t *testing.T, transport string, wantServer, wantClient int) {
 	var mu sync.Mutex
 	var upstreamTraceparent string
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -359,9 +372,11 @@ func TestOneTrace(t *testing.T) {
 	defer upstream.Close()
 
 	spans := tracetest.NewInMemoryExporter()
-	inst := startT(t, testConfig(provider.Config{
+	cfg := testConfig(provider.Config{
 		Name: "up", Type: "openai", BaseURL: upstream.URL, APIKey: "k", Models: []string{"gpt-x"},
-	}), WithSpanExporter(keepSpans{spans}))
+	})
+	cfg.Server.GatewayTransport = transport
+	inst := startT(t, cfg, WithSpanExporter(keepSpans{spans}))
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	code, body, err := chat(http.DefaultClient, inst.HTTPAddr(), "up/gpt-x",
@@ -386,9 +401,8 @@ func TestOneTrace(t *testing.T) {
 			kinds[s.SpanKind.String()]++
 		}
 	}
-	// server: REST + gRPC; client: gateway → gRPC + upstream HTTP.
-	if kinds["server"] < 2 || kinds["client"] < 2 {
-		t.Errorf("spans in trace by kind = %v, want at least 2 server and 2 client spans", kinds)
+	if kinds["server"] < wantServer || kinds["client"] < wantClient {
+		t.Errorf("spans in trace by kind = %v, want at least %d server and %d client spans", kinds, wantServer, wantClient)
 	}
 }
 

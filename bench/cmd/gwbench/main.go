@@ -49,16 +49,39 @@ func main() {
 		streams  = flag.Int("streams", 20, "concurrent streams in the streaming scenario")
 		pin      = flag.Bool("pin", runtime.NumCPU() >= 2, "pin the gateway to CPU 0 and this process to CPU 1")
 		out      = flag.String("out", "", "also write the report (markdown) to this file")
+		profile  = flag.Bool("profile", false, "save CPU profiles of the gateway during the max-throughput and fixed-rate runs (REST and gRPC) to a temp dir and print the top functions of the max-throughput ones")
+		trans    = flag.String("transports", "", "comma-separated server.gateway_transport values to compare (e.g. inproc,loopback); each gets its own gateway process, measured in the same run; empty: the binary's default")
 	)
 	flag.Parse()
-	if err := run(*binary, *duration, *warmup, *conns, *rate, *streams, *pin, *out); err != nil {
+	o := options{binary: *binary, duration: *duration, warmup: *warmup, conns: *conns, rate: *rate, streams: *streams, pin: *pin, out: *out, profile: *profile}
+	if *trans != "" {
+		o.transports = strings.Split(*trans, ",")
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "gwbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(binary string, duration, warmup time.Duration, conns, rate, streams int, pin bool, out string) error {
-	if pin {
+type options struct {
+	binary           string
+	duration, warmup time.Duration
+	conns, rate      int
+	streams          int
+	pin, profile     bool
+	out              string
+	transports       []string // server.gateway_transport per gateway process; nil: one, with the default
+}
+
+// gwTargets are the ways one gateway process is called.
+type gwTargets struct {
+	gw          *gatewayProc
+	label       string // transport, or "" for the binary's default
+	unary, strm []target
+}
+
+func run(o options) error {
+	if o.pin {
 		var set unix.CPUSet
 		set.Set(1)
 		if err := unix.SchedSetaffinity(0, &set); err != nil {
@@ -69,56 +92,87 @@ func run(binary string, duration, warmup time.Duration, conns, rate, streams int
 	if err := up.start(); err != nil {
 		return err
 	}
-	gw, err := startGateway(binary, up.addr, pin)
-	if err != nil {
-		return err
-	}
-	defer gw.stop()
-
 	httpc := &http.Client{Transport: &http.Transport{
-		MaxIdleConns: conns * 2, MaxIdleConnsPerHost: conns * 2, DisableCompression: true, IdleConnTimeout: time.Minute,
+		MaxIdleConns: o.conns * 2, MaxIdleConnsPerHost: o.conns * 2, DisableCompression: true, IdleConnTimeout: time.Minute,
 	}}
-	cc, err := grpc.NewClient(gw.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return fmt.Errorf("dial gateway gRPC: %w", err)
-	}
-	defer cc.Close()
-	chat := pb.NewChatServiceClient(cc)
-	authCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+apiKey)
-
-	direct := "http://" + up.addr + "/v1/chat/completions"
-	rest := "http://" + gw.httpAddr + "/v1/chat/completions"
 	body := func(model string, stream bool) []byte {
 		return fmt.Appendf(nil, `{"model":%q,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":64,"temperature":0.2,"stream":%t}`, model, stream)
 	}
-	targets := []target{
-		{name: "direct", do: httpDo(httpc, direct, "", body("bench-model", false))},
-		{name: "gateway REST", do: httpDo(httpc, rest, apiKey, body("up/bench-model", false)), gateway: true},
-		{name: "gateway gRPC", do: grpcDo(authCtx, chat), gateway: true},
+	direct := "http://" + up.addr + "/v1/chat/completions"
+	unary := []target{{name: "direct", do: httpDo(httpc, direct, "", body("bench-model", false))}}
+	streamTargets := []target{{name: "direct", do: httpStream(httpc, direct, "", body("bench-model", true))}}
+
+	transports := o.transports
+	if len(transports) == 0 {
+		transports = []string{""}
 	}
-	streamTargets := []target{
-		{name: "direct", do: httpStream(httpc, direct, "", body("bench-model", true))},
-		{name: "gateway REST", do: httpStream(httpc, rest, apiKey, body("up/bench-model", true)), gateway: true},
-		{name: "gateway gRPC", do: grpcStream(authCtx, chat), gateway: true},
+	// Every gateway process runs for the whole benchmark (an idle one costs nothing measurable), so
+	// each scenario measures direct calls and every gateway back to back.
+	var gws []*gwTargets
+	defer func() {
+		for _, g := range gws {
+			g.gw.stop()
+		}
+	}()
+	authCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+apiKey)
+	for _, tr := range transports {
+		gw, err := startGateway(o.binary, up.addr, tr, o.pin)
+		if err != nil {
+			return err
+		}
+		g := &gwTargets{gw: gw, label: tr}
+		gws = append(gws, g)
+		cc, err := grpc.NewClient(gw.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return fmt.Errorf("dial gateway gRPC: %w", err)
+		}
+		defer cc.Close()
+		chat := pb.NewChatServiceClient(cc)
+		rest := "http://" + gw.httpAddr + "/v1/chat/completions"
+		suffix := ""
+		if tr != "" {
+			suffix = " (" + tr + ")"
+		}
+		g.unary = []target{
+			{name: "gateway REST" + suffix, do: httpDo(httpc, rest, apiKey, body("up/bench-model", false)), gw: gw, kind: "rest"},
+			{name: "gateway gRPC" + suffix, do: grpcDo(authCtx, chat), gw: gw, kind: "grpc"},
+		}
+		g.strm = []target{
+			{name: "gateway REST" + suffix, do: httpStream(httpc, rest, apiKey, body("up/bench-model", true)), gw: gw, kind: "rest"},
+			{name: "gateway gRPC" + suffix, do: grpcStream(authCtx, chat), gw: gw, kind: "grpc"},
+		}
+		unary = append(unary, g.unary...)
+		streamTargets = append(streamTargets, g.strm...)
+	}
+
+	var profDir string
+	if o.profile {
+		var err error
+		if profDir, err = os.MkdirTemp("", "gwbench-prof"); err != nil {
+			return err
+		}
 	}
 
 	var rep strings.Builder
 	fmt.Fprintf(&rep, "# gwbench %s\n\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&rep, "go %s, %d CPUs, pinned=%t, gateway GOMAXPROCS=%s, %s per target after %s warm-up; auth=api_key, tracing on (no exporter), request logging on.\n\n",
-		runtime.Version(), runtime.NumCPU(), pin, gw.procs, duration, warmup)
+	fmt.Fprintf(&rep, "go %s, %d CPUs, pinned=%t, gateway GOMAXPROCS=%s, %s per target after %s warm-up; auth=api_key, tracing on (no exporter), request logging on; transports: %s.\n\n",
+		runtime.Version(), runtime.NumCPU(), o.pin, gws[0].gw.procs, o.duration, o.warmup, strings.Join(transportNames(gws), ", "))
 
 	// 1. Max throughput, closed loop.
-	fmt.Fprintf(&rep, "## Max throughput: %d connections, closed loop, non-streaming chat\n\n", conns)
+	fmt.Fprintf(&rep, "## Max throughput: %d connections, closed loop, non-streaming chat\n\n", o.conns)
 	rep.WriteString("| target | req/s | p50 | p99 | errors | gateway CPU/req | req/s vs direct |\n|---|---|---|---|---|---|---|\n")
 	var base result
-	for i, t := range targets {
-		runClosed(t, conns, warmup, nil)
-		cpu0 := gw.cpu()
-		r := runClosed(t, conns, duration, nil)
+	var profiles []string
+	for i, t := range unary {
+		runClosed(t, o.conns, o.warmup, nil)
+		stopProf := startProfile(profDir, t, "max", o.duration, &profiles)
+		cpu0 := t.gw.cpu()
+		r := runClosed(t, o.conns, o.duration, nil)
 		cpuPer := "—"
-		if t.gateway {
-			cpuPer = fmt.Sprintf("%.0f µs", float64(gw.cpu()-cpu0)/float64(r.n)/1e3)
+		if t.gw != nil {
+			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.cpu()-cpu0)/float64(r.n)/1e3)
 		}
+		stopProf()
 		if i == 0 {
 			base = r
 		}
@@ -126,16 +180,18 @@ func run(binary string, duration, warmup time.Duration, conns, rate, streams int
 	}
 
 	// 2. Fixed rate, open loop: added latency.
-	fmt.Fprintf(&rep, "\n## Fixed rate: %d req/s, open loop (latency from the scheduled send time)\n\n", rate)
+	fmt.Fprintf(&rep, "\n## Fixed rate: %d req/s, open loop (latency from the scheduled send time)\n\n", o.rate)
 	rep.WriteString("| target | p50 | p99 | added p50 | added p99 | errors | gateway CPU/req |\n|---|---|---|---|---|---|---|\n")
-	for i, t := range targets {
-		runOpen(t, rate, warmup)
-		cpu0 := gw.cpu()
-		r := runOpen(t, rate, duration)
+	for i, t := range unary {
+		runOpen(t, o.rate, o.warmup)
+		stopProf := startProfile(profDir, t, "rate", o.duration, &profiles)
+		cpu0 := t.gw.cpu()
+		r := runOpen(t, o.rate, o.duration)
 		cpuPer := "—"
-		if t.gateway {
-			cpuPer = fmt.Sprintf("%.0f µs", float64(gw.cpu()-cpu0)/float64(r.n)/1e3)
+		if t.gw != nil {
+			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.cpu()-cpu0)/float64(r.n)/1e3)
 		}
+		stopProf()
 		if i == 0 {
 			base = r
 		}
@@ -143,34 +199,104 @@ func run(binary string, duration, warmup time.Duration, conns, rate, streams int
 	}
 
 	// 3. Streams: time to first token and whole-stream time.
-	fmt.Fprintf(&rep, "\n## Streaming: %d concurrent streams of %d chunks, closed loop\n\n", streams, chunkCount)
-	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | added TTFT p50 | total p50 | errors |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&rep, "\n## Streaming: %d concurrent streams of %d chunks, closed loop\n\n", o.streams, chunkCount)
+	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | added TTFT p50 | total p50 | errors | gateway CPU/stream |\n|---|---|---|---|---|---|---|---|\n")
 	for i, t := range streamTargets {
-		runClosed(t, streams, warmup, nil)
+		runClosed(t, o.streams, o.warmup, nil)
 		var ttft latencies
-		r := runClosed(t, streams, duration, &ttft)
+		cpu0 := t.gw.cpu()
+		r := runClosed(t, o.streams, o.duration, &ttft)
+		cpuPer := "—"
+		if t.gw != nil {
+			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.cpu()-cpu0)/float64(r.n)/1e3)
+		}
 		if i == 0 {
 			base = result{lat: ttft.sorted()}
 		}
 		tt := result{lat: ttft.sorted()}
-		fmt.Fprintf(&rep, "| %s | %.0f | %s | %s | %s | %s | %d |\n", t.name, r.rps(), ms(tt.p(50)), ms(tt.p(99)), ms(tt.p(50)-base.p(50)), ms(r.p(50)), r.errs)
+		fmt.Fprintf(&rep, "| %s | %.0f | %s | %s | %s | %s | %d | %s |\n", t.name, r.rps(), ms(tt.p(50)), ms(tt.p(99)), ms(tt.p(50)-base.p(50)), ms(r.p(50)), r.errs, cpuPer)
 	}
-	fmt.Fprintf(&rep, "\nGateway RSS after the run: %.1f MiB (idle RSS at start: %.1f MiB).\n", gw.rssMiB(), gw.idleRSS)
+	rep.WriteString("\n")
+	for _, g := range gws {
+		fmt.Fprintf(&rep, "Gateway%s RSS: idle at start %.1f MiB, after the run %.1f MiB.\n", labelSuffix(g.label), g.gw.idleRSS, g.gw.rssMiB())
+	}
 
 	fmt.Print(rep.String())
-	if out != "" {
+	if out := o.out; out != "" {
 		if err := os.WriteFile(out, []byte(rep.String()), 0o644); err != nil {
 			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	if len(profiles) > 0 {
+		fmt.Printf("\n# CPU profiles in %s (top functions of the max-throughput runs)\n", profDir)
+		for _, p := range profiles {
+			if strings.HasSuffix(p, "-max.pprof") {
+				printTop(p)
+			}
 		}
 	}
 	return nil
 }
 
+func transportNames(gws []*gwTargets) []string {
+	var out []string
+	for _, g := range gws {
+		if g.label == "" {
+			out = append(out, "binary default")
+		} else {
+			out = append(out, g.label)
+		}
+	}
+	return out
+}
+
+func labelSuffix(l string) string {
+	if l == "" {
+		return ""
+	}
+	return " (" + l + ")"
+}
+
+// startProfile starts a CPU profile of t's gateway for d when dir is set; the returned func waits
+// for it and appends its path to *paths.
+func startProfile(dir string, t target, scenario string, d time.Duration, paths *[]string) func() {
+	if dir == "" || t.gw == nil {
+		return func() {}
+	}
+	name := t.kind + "-" + scenario
+	if t.gw.transport != "" {
+		name = t.gw.transport + "-" + name
+	}
+	path := filepath.Join(dir, name+".pprof")
+	done := make(chan error, 1)
+	go func() { done <- t.gw.cpuProfile(path, d) }()
+	return func() {
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "gwbench: profile:", err)
+			return
+		}
+		*paths = append(*paths, path)
+	}
+}
+
+// printTop prints the flat and cumulative top functions of a CPU profile with go tool pprof.
+func printTop(path string) {
+	for _, sort := range []string{"-flat", "-cum"} {
+		fmt.Printf("\n## %s (%s)\n\n", filepath.Base(path), strings.TrimPrefix(sort, "-"))
+		cmd := exec.Command("go", "tool", "pprof", "-top", sort, "-nodecount=35", path)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "gwbench: pprof:", err)
+		}
+	}
+}
+
 // target sends one request; ttft, when non-nil, receives the time to the first streamed byte.
 type target struct {
-	name    string
-	do      func(ttft *time.Duration) error
-	gateway bool
+	name string
+	do   func(ttft *time.Duration) error
+	gw   *gatewayProc // nil for direct calls
+	kind string       // "rest" or "grpc" for gateway targets
 }
 
 func httpDo(c *http.Client, url, key string, body []byte) func(*time.Duration) error {
@@ -371,10 +497,11 @@ func runOpen(t target, rate int, d time.Duration) result {
 }
 
 type gatewayProc struct {
-	cmd                       *exec.Cmd
-	httpAddr, grpcAddr, procs string
-	idleRSS                   float64
-	dir                       string
+	cmd                                  *exec.Cmd
+	httpAddr, grpcAddr, adminAddr, procs string
+	transport                            string
+	idleRSS                              float64
+	dir                                  string
 }
 
 func freeAddr() (string, error) {
@@ -386,7 +513,9 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startGateway(binary, upstreamAddr string, pin bool) (*gatewayProc, error) {
+// startGateway starts binary with auth and request logging on, serving the upstream as provider
+// "up". transport, when set, is written as server.gateway_transport.
+func startGateway(binary, upstreamAddr, transport string, pin bool) (*gatewayProc, error) {
 	abs, err := filepath.Abs(binary)
 	if err != nil {
 		return nil, err
@@ -395,7 +524,11 @@ func startGateway(binary, upstreamAddr string, pin bool) (*gatewayProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := fmt.Sprintf(`log: {level: info, format: json}
+	server := ""
+	if transport != "" {
+		server = fmt.Sprintf("server: {gateway_transport: %s}\n", transport)
+	}
+	cfg := server + fmt.Sprintf(`log: {level: info, format: json}
 auth:
   mode: api_key
   api_keys:
@@ -407,14 +540,14 @@ providers:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
-	g := &gatewayProc{dir: dir, procs: "default"}
+	g := &gatewayProc{dir: dir, procs: "default", transport: transport}
 	addrs := make([]string, 3)
 	for i := range addrs {
 		if addrs[i], err = freeAddr(); err != nil {
 			return nil, err
 		}
 	}
-	g.httpAddr, g.grpcAddr = addrs[0], addrs[1]
+	g.httpAddr, g.grpcAddr, g.adminAddr = addrs[0], addrs[1], addrs[2]
 	args := []string{abs, "serve", "--config", cfgPath}
 	if pin {
 		args = append([]string{"taskset", "-c", "0"}, args...)
@@ -467,8 +600,34 @@ func (g *gatewayProc) stop() {
 // pid is the gateway's own pid (taskset execs it, so the pid is the same).
 func (g *gatewayProc) pid() int { return g.cmd.Process.Pid }
 
-// cpu returns the gateway's user+system CPU time so far, in nanoseconds (all threads).
+// cpuProfile saves a CPU profile of the next d (whole seconds, at least one) to path.
+func (g *gatewayProc) cpuProfile(path string, d time.Duration) error {
+	secs := max(int(d/time.Second), 1)
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.adminAddr, secs))
+	if err != nil {
+		return fmt.Errorf("fetch CPU profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("fetch CPU profile: status %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("save CPU profile: %w", err)
+	}
+	return f.Close()
+}
+
+// cpu returns the gateway's user+system CPU time so far, in nanoseconds (all threads); 0 for a
+// nil gateway (direct calls).
 func (g *gatewayProc) cpu() int64 {
+	if g == nil {
+		return 0
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.pid()))
 	if err != nil {
 		return 0
