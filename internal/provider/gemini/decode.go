@@ -67,7 +67,7 @@ func callID(responseID string, cand int32, n int, p *part) string {
 		h.Write(idx[:])
 		h.Write([]byte(p.FunctionCall.Name))
 		h.Write([]byte{0})
-		h.Write(p.FunctionCall.Args)
+		h.Write([]byte(callArguments(p.FunctionCall.Args))) // compact: layout does not change the id
 		id = "call_" + hex.EncodeToString(h.Sum(nil)[:12])
 	}
 	return joinCallID(id, p.ThoughtSignature)
