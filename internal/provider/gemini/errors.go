@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,18 +40,43 @@ func parseStatus(body []byte) *rpcStatus {
 	return eb.Error
 }
 
+// rpcCodes gives the HTTP status the Gemini API pairs with each google.rpc code, for errors
+// sent inside a 200 stream that carry a code name but no usable number.
+var rpcCodes = map[string]int{
+	"INVALID_ARGUMENT": http.StatusBadRequest, "FAILED_PRECONDITION": http.StatusBadRequest,
+	"OUT_OF_RANGE": http.StatusBadRequest, "UNAUTHENTICATED": http.StatusUnauthorized,
+	"PERMISSION_DENIED": http.StatusForbidden, "NOT_FOUND": http.StatusNotFound,
+	"RESOURCE_EXHAUSTED": http.StatusTooManyRequests, "INTERNAL": http.StatusInternalServerError,
+	"UNAVAILABLE": http.StatusServiceUnavailable, "DEADLINE_EXCEEDED": http.StatusGatewayTimeout,
+}
+
 // classify maps a google.rpc.Status onto a kind. status is the HTTP status (200 for an error
-// sent inside a stream, where the Status's own code and name decide). The upstream's message
-// reaches clients only for parameter and business errors, where it helps them fix the request.
+// sent inside a stream, where the Status's own code, or its name, decides). Gemini's own cases
+// come first: an invalid or expired API key (a 400 with ErrorInfo reason API_KEY_INVALID or
+// API_KEY_EXPIRED) is authentication; a prompt over the context window ("input token count ...
+// exceeds") and a history that lost its thought signatures are business errors;
+// FAILED_PRECONDITION is quota exceeded when it is about billing and permission denied
+// otherwise (region not supported); RESOURCE_EXHAUSTED with a per-day QuotaFailure is quota
+// exceeded (not retried: it will not clear with backoff). The rest follows the HTTP status
+// (wireutil.ClassifyStatus). A RetryInfo detail sets RetryAfter.
 func classify(providerName string, status int, st *rpcStatus) *llm.Error {
 	e := &llm.Error{
 		Provider:        providerName,
 		UpstreamStatus:  status,
 		UpstreamMessage: wireutil.Truncate(st.Message, wireutil.MaxUpstreamMessage),
 	}
+	if e.UpstreamMessage == "" {
+		e.UpstreamMessage = st.Status
+	}
 	code := status
-	if code < 400 && st.Code >= 400 {
+	if code < 400 {
 		code = st.Code
+	}
+	if c, ok := rpcCodes[st.Status]; ok && code < 400 {
+		code = c
+	}
+	if code < 400 {
+		code = http.StatusInternalServerError
 	}
 	var reasons []string
 	perDay := false
@@ -68,64 +94,24 @@ func classify(providerName string, status int, st *rpcStatus) *llm.Error {
 			}
 		}
 	}
-	if e.UpstreamMessage == "" && st.Status != "" {
-		e.UpstreamMessage = st.Status
-	}
-	clientMsg := func(fallback string) string {
-		if e.UpstreamMessage != "" {
-			return e.UpstreamMessage
-		}
-		return fallback
-	}
 	msg := strings.ToLower(st.Message)
 	switch {
-	case hasAny(reasons, "API_KEY_INVALID", "API_KEY_EXPIRED") || st.Status == "UNAUTHENTICATED" || code == http.StatusUnauthorized:
-		e.Kind, e.Message = llm.KindUnauthenticated, "the upstream provider rejected the gateway's credentials"
-	case st.Status == "PERMISSION_DENIED" || code == http.StatusForbidden:
-		e.Kind, e.Message = llm.KindPermissionDenied, "the upstream provider denied the gateway access"
+	case slices.Contains(reasons, "API_KEY_INVALID") || slices.Contains(reasons, "API_KEY_EXPIRED"):
+		wireutil.ClassifyStatus(e, http.StatusUnauthorized)
 	case strings.Contains(msg, "input token count") && strings.Contains(msg, "exceeds"):
-		e.Kind, e.Code = llm.KindBusiness, "context_length_exceeded"
-		e.Message = clientMsg("the request exceeds the model's context length")
+		e.Kind, e.Code, e.Message = llm.KindBusiness, "context_length_exceeded", e.UpstreamMessage
 	case strings.Contains(msg, "thought_signature") || strings.Contains(msg, "thought signature"):
 		e.Kind, e.Code = llm.KindBusiness, "thought_signature_required"
 		e.Message = "the conversation lost the thought signatures of earlier tool calls; send the tool call ids back unchanged"
 	case st.Status == "FAILED_PRECONDITION" && strings.Contains(msg, "billing"):
-		e.Kind, e.Code = llm.KindQuotaExceeded, "insufficient_quota"
-		e.Message = "the upstream provider's quota is exhausted"
+		wireutil.ClassifyStatus(e, http.StatusPaymentRequired)
 	case st.Status == "FAILED_PRECONDITION":
-		e.Kind, e.Message = llm.KindPermissionDenied, "the upstream provider denied the gateway access"
-	case st.Status == "RESOURCE_EXHAUSTED" || code == http.StatusTooManyRequests:
-		if perDay {
-			e.Kind, e.Code, e.Message = llm.KindQuotaExceeded, "insufficient_quota", "the upstream provider's daily quota is exhausted"
-		} else {
-			e.Kind, e.Message = llm.KindRateLimited, "the upstream provider's rate limit was reached"
-		}
-	case st.Status == "NOT_FOUND" || code == http.StatusNotFound:
-		e.Kind, e.Code, e.Message = llm.KindNotFound, "model_not_found", "the model was not found at the upstream provider"
-	case code == http.StatusRequestEntityTooLarge:
-		e.Kind, e.Message = llm.KindTooLarge, "the request is too large for the upstream provider"
-	case st.Status == "INVALID_ARGUMENT" || st.Status == "OUT_OF_RANGE" || code == http.StatusBadRequest:
-		e.Kind = llm.KindInvalidArgument
-		e.Message = clientMsg("the upstream provider rejected the request")
-	case st.Status == "DEADLINE_EXCEEDED" || code == http.StatusGatewayTimeout || code == http.StatusRequestTimeout:
-		e.Kind, e.Message = llm.KindTimeout, "the upstream provider timed out"
-	case st.Status == "UNAVAILABLE" || code == http.StatusServiceUnavailable:
-		e.Kind, e.Message = llm.KindUnavailable, "the upstream provider is unavailable"
-	case code == 529: // overloaded, as some proxies in front of Gemini answer
-		e.Kind, e.Message = llm.KindRateLimited, "the upstream provider is overloaded"
-	default: // INTERNAL (500), 502, and anything unexpected
-		e.Kind, e.Message = llm.KindUpstream, "the upstream provider failed"
+		wireutil.ClassifyStatus(e, http.StatusForbidden)
+	case code == http.StatusTooManyRequests && perDay:
+		wireutil.ClassifyStatus(e, http.StatusPaymentRequired)
+		e.Message = "the upstream provider's daily quota is exhausted"
+	default:
+		wireutil.ClassifyStatus(e, code)
 	}
 	return e
-}
-
-func hasAny(list []string, want ...string) bool {
-	for _, s := range list {
-		for _, w := range want {
-			if s == w {
-				return true
-			}
-		}
-	}
-	return false
 }

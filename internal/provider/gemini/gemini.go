@@ -38,7 +38,6 @@
 package gemini
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,9 +55,6 @@ import (
 
 // DefaultBaseURL is used when the configuration names none.
 const DefaultBaseURL = "https://generativelanguage.googleapis.com/v1beta"
-
-// maxErrorBody bounds how much of an upstream error answer is read.
-const maxErrorBody = 64 << 10
 
 // taskTypes are the accepted values of the embedding_task_type option (TaskType in the protos).
 var taskTypes = []string{
@@ -238,35 +234,16 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	return out, nil
 }
 
-// callContext applies cfg.Timeout when ctx has no deadline of its own.
 func (p *Provider) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if p.cfg.Timeout > 0 {
-		if _, ok := ctx.Deadline(); !ok {
-			return context.WithTimeout(ctx, p.cfg.Timeout)
-		}
-	}
-	return context.WithCancel(ctx)
+	return wireutil.CallContext(ctx, p.cfg.Timeout)
 }
 
-// post sends body as JSON to target and returns a 2xx response; any other answer is read,
-// closed and returned as a classified *llm.Error.
+// post sends body as JSON to target and returns a 2xx response; any other answer is returned
+// as a classified *llm.Error.
 func (p *Provider) post(ctx context.Context, target string, body any, stream bool) (*http.Response, error) {
-	buf := bytes.NewBuffer(make([]byte, 0, 2048))
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(body); err != nil {
-		return nil, llm.Wrap(llm.KindInvalidArgument, fmt.Errorf("gemini: encode request: %w", err), "the request could not be encoded")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, buf)
-	if err != nil {
-		return nil, llm.Wrap(llm.KindInternal, fmt.Errorf("gemini: build request: %w", err), "")
-	}
-	h := req.Header
-	h["Content-Type"] = []string{"application/json"}
+	h := http.Header{"Content-Type": {"application/json"}, "Accept": {"application/json"}}
 	if stream {
 		h["Accept"] = []string{"text/event-stream"}
-	} else {
-		h["Accept"] = []string{"application/json"}
 	}
 	if p.cfg.APIKey != "" {
 		h["X-Goog-Api-Key"] = []string{p.cfg.APIKey}
@@ -274,19 +251,14 @@ func (p *Provider) post(ctx context.Context, target string, body any, stream boo
 	for k, v := range p.cfg.Headers {
 		h.Set(k, v)
 	}
-	resp, err := p.client.Do(req)
+	resp, errBody, err := wireutil.PostJSON(ctx, p.client, p.cfg.Name, target, body, h)
 	if err != nil {
-		return nil, wireutil.ClassifyTransport(ctx, p.cfg.Name, err, false)
+		return nil, err
 	}
-	if resp.StatusCode/100 == 2 {
-		return resp, nil
+	if errBody != nil || resp.StatusCode/100 != 2 {
+		return nil, classifyStatus(p.cfg.Name, resp.StatusCode, resp.Header, errBody)
 	}
-	defer resp.Body.Close()
-	b, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	if rerr != nil && ctx.Err() != nil {
-		return nil, wireutil.ClassifyTransport(ctx, p.cfg.Name, rerr, true)
-	}
-	return nil, classifyStatus(p.cfg.Name, resp.StatusCode, resp.Header, b)
+	return resp, nil
 }
 
 // decodeBody reads a whole JSON answer into v.
