@@ -44,7 +44,8 @@ type gateway struct {
 // conn's message size limits must be at least MaxBodyBytes (gRPC's default of 4 MiB turns large
 // requests into errors): use grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(n),
 // grpc.MaxCallRecvMsgSize(n)). For traces to continue from REST into gRPC, conn needs an otelgrpc
-// client stats handler.
+// client stats handler. conn may also be an in-process channel (internal/inproc), which has no
+// size limits and carries the trace itself.
 //
 // Served routes, each also without the /v1 prefix: POST /v1/chat/completions (JSON, or server-sent
 // events when the body has "stream": true), POST /v1/embeddings, GET /v1/models and
