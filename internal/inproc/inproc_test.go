@@ -720,7 +720,11 @@ func TestUnknownMethodAndRegistration(t *testing.T) {
 	}
 
 	for name, f := range map[string]func(){
-		"duplicate":        func() { c := New(); pb.RegisterChatServiceServer(c, &fakeChat{}); pb.RegisterChatServiceServer(c, &fakeChat{}) },
+		"duplicate": func() {
+			c := New()
+			pb.RegisterChatServiceServer(c, &fakeChat{})
+			pb.RegisterChatServiceServer(c, &fakeChat{})
+		},
 		"wrong impl":       func() { New().RegisterService(&pb.ChatService_ServiceDesc, struct{}{}) },
 		"after first call": func() { pb.RegisterModelServiceServer(ch, pb.UnimplementedModelServiceServer{}) },
 	} {
