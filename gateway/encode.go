@@ -204,6 +204,10 @@ func appendAssistantMessage(b []byte, m *pb.AssistantMessage) []byte {
 		b = append(b, `,"reasoning_content":`...)
 		b = appendString(b, *reasoning)
 	}
+	if sig := m.GetReasoningSignature(); sig != "" {
+		b = append(b, `,"reasoning_signature":`...)
+		b = appendString(b, sig)
+	}
 	return append(b, '}')
 }
 
@@ -297,6 +301,10 @@ func appendDelta(b []byte, d *pb.Delta) []byte {
 	if d.ReasoningContent != nil {
 		b = key(b, `"reasoning_content":`)
 		b = appendString(b, *d.ReasoningContent)
+	}
+	if d.ReasoningSignature != "" {
+		b = key(b, `"reasoning_signature":`)
+		b = appendString(b, d.ReasoningSignature)
 	}
 	if d.Refusal != nil {
 		b = key(b, `"refusal":`)

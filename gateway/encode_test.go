@@ -61,6 +61,8 @@ func TestAppendChunk(t *testing.T) {
 			head + `{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":""}}]},"finish_reason":null}]}`},
 		{"reasoning and refusal", base(&pb.ChunkChoice{Delta: &pb.Delta{ReasoningContent: proto.String("hmm"), Refusal: proto.String("no")}}),
 			head + `{"index":0,"delta":{"reasoning_content":"hmm","refusal":"no"},"finish_reason":null}]}`},
+		{"reasoning signature", base(&pb.ChunkChoice{Delta: &pb.Delta{ReasoningSignature: "sig=="}, FinishReason: "stop"}),
+			head + `{"index":0,"delta":{"reasoning_signature":"sig=="},"finish_reason":"stop"}]}`},
 		{"finish", base(&pb.ChunkChoice{Delta: &pb.Delta{}, FinishReason: "stop"}),
 			head + `{"index":0,"delta":{},"finish_reason":"stop"}]}`},
 		{"nil delta", base(&pb.ChunkChoice{Index: 2}),
@@ -80,9 +82,9 @@ func TestAppendChunk(t *testing.T) {
 func TestAppendChatCompletion(t *testing.T) {
 	in := &pb.CreateChatCompletionResponse{
 		Id: "x", Created: 5, Model: "m", ServiceTier: "default",
-		Choices: []*pb.Choice{{Message: &pb.AssistantMessage{Content: proto.String("hi"), ReasoningContent: proto.String("r")}, FinishReason: "length"}},
+		Choices: []*pb.Choice{{Message: &pb.AssistantMessage{Content: proto.String("hi"), ReasoningContent: proto.String("r"), ReasoningSignature: "s"}, FinishReason: "length"}},
 	}
-	want := `{"id":"x","object":"chat.completion","created":5,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi","refusal":null,"reasoning_content":"r"},"finish_reason":"length","logprobs":null}],"usage":null,"system_fingerprint":null,"service_tier":"default"}`
+	want := `{"id":"x","object":"chat.completion","created":5,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi","refusal":null,"reasoning_content":"r","reasoning_signature":"s"},"finish_reason":"length","logprobs":null}],"usage":null,"system_fingerprint":null,"service_tier":"default"}`
 	if got := string(appendChatCompletion(nil, in)); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

@@ -147,6 +147,8 @@ func MessageFromPB(m *pb.ChatMessage) llm.Message {
 		ToolCallID:       m.GetToolCallId(),
 		ReasoningContent: m.GetReasoningContent(),
 		ToolCalls:        ToolCallsFromPB(m.GetToolCalls()),
+
+		ReasoningSignature: m.GetReasoningSignature(),
 	}
 	switch c := m.GetContent().GetContent().(type) {
 	case *pb.MessageContent_Text:
@@ -171,6 +173,8 @@ func MessageToPB(m *llm.Message) *pb.ChatMessage {
 		ToolCallId:       m.ToolCallID,
 		ReasoningContent: m.ReasoningContent,
 		ToolCalls:        ToolCallsToPB(m.ToolCalls),
+
+		ReasoningSignature: m.ReasoningSignature,
 	}
 	switch {
 	case !m.ContentIsParts && len(m.Content) == 1 && m.Content[0].Type == llm.PartText:
@@ -266,6 +270,8 @@ func ChatResponseToPB(r *llm.ChatResponse) *pb.CreateChatCompletionResponse {
 				Refusal:          c.Refusal,
 				ReasoningContent: c.ReasoningContent,
 				ToolCalls:        ToolCallsToPB(c.ToolCalls),
+
+				ReasoningSignature: c.ReasoningSignature,
 			},
 			FinishReason: c.FinishReason,
 		}
@@ -293,6 +299,8 @@ func ChatResponseFromPB(r *pb.CreateChatCompletionResponse) *llm.ChatResponse {
 			ReasoningContent: m.ReasoningContent,
 			ToolCalls:        ToolCallsFromPB(m.GetToolCalls()),
 			FinishReason:     c.GetFinishReason(),
+
+			ReasoningSignature: m.GetReasoningSignature(),
 		}
 	}
 	return out
@@ -305,6 +313,8 @@ func ChunkChoiceToPB(ch *llm.ChunkChoice) *pb.ChunkChoice {
 		Content:          ch.Content,
 		ReasoningContent: ch.ReasoningContent,
 		Refusal:          ch.Refusal,
+
+		ReasoningSignature: ch.ReasoningSignature,
 	}
 	if len(ch.ToolCalls) > 0 {
 		d.ToolCalls = make([]*pb.ToolCallDelta, len(ch.ToolCalls))
@@ -340,6 +350,8 @@ func ChunkFromPB(r *pb.StreamChatCompletionResponse) *llm.Chunk {
 			ReasoningContent: d.ReasoningContent,
 			Refusal:          d.Refusal,
 			FinishReason:     c.GetFinishReason(),
+
+			ReasoningSignature: d.GetReasoningSignature(),
 		}
 		if len(d.GetToolCalls()) > 0 {
 			ch.ToolCalls = make([]llm.ToolCallDelta, len(d.GetToolCalls()))

@@ -259,7 +259,7 @@ func TestChatRequestToPBRejectsBadSchema(t *testing.T) {
 func TestChatResponseRoundTrip(t *testing.T) {
 	in := &llm.ChatResponse{ID: "r1", Model: "m", Created: 1700000000, SystemFingerprint: "fp", ServiceTier: "default",
 		Choices: []llm.Choice{
-			{Index: 0, Content: llm.Ptr("hi"), ReasoningContent: llm.Ptr("because"), FinishReason: "stop"},
+			{Index: 0, Content: llm.Ptr("hi"), ReasoningContent: llm.Ptr("because"), ReasoningSignature: "sig==", FinishReason: "stop"},
 			{Index: 1, ToolCalls: []llm.ToolCall{{ID: "c1", Name: "f", Arguments: `{}`}}, FinishReason: "tool_calls"},
 			{Index: 2, Refusal: llm.Ptr("no"), FinishReason: "content_filter"},
 		},
@@ -287,6 +287,7 @@ func TestChunkRoundTrip(t *testing.T) {
 		{"reasoning and refusal", &llm.Chunk{Choices: []llm.ChunkChoice{{ReasoningContent: llm.Ptr("hm"), Refusal: llm.Ptr("no")}}}},
 		{"tool call pieces", &llm.Chunk{Choices: []llm.ChunkChoice{{ToolCalls: []llm.ToolCallDelta{{Index: 0, ID: "c1", Name: "f"}, {Index: 1, Arguments: `{"a"`}}}}}},
 		{"finish", &llm.Chunk{Choices: []llm.ChunkChoice{{Index: 1, FinishReason: "length"}}}},
+		{"reasoning signature", &llm.Chunk{Choices: []llm.ChunkChoice{{ReasoningSignature: "sig==", FinishReason: "stop"}}}},
 		{"usage only", &llm.Chunk{Usage: &llm.Usage{PromptTokens: 3, CompletionTokens: 4, TotalTokens: 7}}},
 	}
 	for _, c := range cases {

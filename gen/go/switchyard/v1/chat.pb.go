@@ -249,8 +249,11 @@ type ChatMessage struct {
 	ToolCallId string `protobuf:"bytes,5,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
 	// On an assistant message: the reasoning the model produced, when the provider needs it back.
 	ReasoningContent string `protobuf:"bytes,6,opt,name=reasoning_content,json=reasoningContent,proto3" json:"reasoning_content,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// On an assistant message: the reasoning_signature of the answer that carried reasoning_content,
+	// sent back unchanged (Anthropic refuses unsigned thinking in later turns).
+	ReasoningSignature string `protobuf:"bytes,7,opt,name=reasoning_signature,json=reasoningSignature,proto3" json:"reasoning_signature,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ChatMessage) Reset() {
@@ -321,6 +324,13 @@ func (x *ChatMessage) GetToolCallId() string {
 func (x *ChatMessage) GetReasoningContent() string {
 	if x != nil {
 		return x.ReasoningContent
+	}
+	return ""
+}
+
+func (x *ChatMessage) GetReasoningSignature() string {
+	if x != nil {
+		return x.ReasoningSignature
 	}
 	return ""
 }
@@ -1511,8 +1521,11 @@ type AssistantMessage struct {
 	ToolCalls []*ToolCall `protobuf:"bytes,4,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	// Reasoning text from reasoning models, when the provider exposes it.
 	ReasoningContent *string `protobuf:"bytes,5,opt,name=reasoning_content,json=reasoningContent,proto3,oneof" json:"reasoning_content,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Opaque provider data authenticating reasoning_content; send it back with the reasoning in the
+	// next turn's assistant message. Empty when the provider has none.
+	ReasoningSignature string `protobuf:"bytes,6,opt,name=reasoning_signature,json=reasoningSignature,proto3" json:"reasoning_signature,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *AssistantMessage) Reset() {
@@ -1576,6 +1589,13 @@ func (x *AssistantMessage) GetToolCalls() []*ToolCall {
 func (x *AssistantMessage) GetReasoningContent() string {
 	if x != nil && x.ReasoningContent != nil {
 		return *x.ReasoningContent
+	}
+	return ""
+}
+
+func (x *AssistantMessage) GetReasoningSignature() string {
+	if x != nil {
+		return x.ReasoningSignature
 	}
 	return ""
 }
@@ -2012,9 +2032,11 @@ type Delta struct {
 	// Tool call pieces: the first names the call (id, type, function.name), the rest carry arguments.
 	ToolCalls []*ToolCallDelta `protobuf:"bytes,4,rep,name=tool_calls,json=toolCalls,proto3" json:"tool_calls,omitempty"`
 	// Refusal piece.
-	Refusal       *string `protobuf:"bytes,5,opt,name=refusal,proto3,oneof" json:"refusal,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Refusal *string `protobuf:"bytes,5,opt,name=refusal,proto3,oneof" json:"refusal,omitempty"`
+	// The reasoning signature, whole, on one chunk (usually the one with finish_reason).
+	ReasoningSignature string `protobuf:"bytes,6,opt,name=reasoning_signature,json=reasoningSignature,proto3" json:"reasoning_signature,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Delta) Reset() {
@@ -2078,6 +2100,13 @@ func (x *Delta) GetToolCalls() []*ToolCallDelta {
 func (x *Delta) GetRefusal() string {
 	if x != nil && x.Refusal != nil {
 		return *x.Refusal
+	}
+	return ""
+}
+
+func (x *Delta) GetReasoningSignature() string {
+	if x != nil {
+		return x.ReasoningSignature
 	}
 	return ""
 }
@@ -2191,7 +2220,7 @@ const file_switchyard_v1_chat_proto_rawDesc = "" +
 	"\x12_frequency_penaltyB\a\n" +
 	"\x05_seedB\x04\n" +
 	"\x02_nB\x16\n" +
-	"\x14_parallel_tool_calls\"\xf5\x01\n" +
+	"\x14_parallel_tool_calls\"\xa6\x02\n" +
 	"\vChatMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x127\n" +
 	"\acontent\x18\x02 \x01(\v2\x1d.switchyard.v1.MessageContentR\acontent\x12\x12\n" +
@@ -2200,7 +2229,8 @@ const file_switchyard_v1_chat_proto_rawDesc = "" +
 	"tool_calls\x18\x04 \x03(\v2\x17.switchyard.v1.ToolCallR\ttoolCalls\x12 \n" +
 	"\ftool_call_id\x18\x05 \x01(\tR\n" +
 	"toolCallId\x12+\n" +
-	"\x11reasoning_content\x18\x06 \x01(\tR\x10reasoningContent\"f\n" +
+	"\x11reasoning_content\x18\x06 \x01(\tR\x10reasoningContent\x12/\n" +
+	"\x13reasoning_signature\x18\a \x01(\tR\x12reasoningSignature\"f\n" +
 	"\x0eMessageContent\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x123\n" +
 	"\x05parts\x18\x02 \x01(\v2\x1b.switchyard.v1.ContentPartsH\x00R\x05partsB\t\n" +
@@ -2278,14 +2308,15 @@ const file_switchyard_v1_chat_proto_rawDesc = "" +
 	"\x06Choice\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x129\n" +
 	"\amessage\x18\x02 \x01(\v2\x1f.switchyard.v1.AssistantMessageR\amessage\x12#\n" +
-	"\rfinish_reason\x18\x03 \x01(\tR\ffinishReason\"\xfc\x01\n" +
+	"\rfinish_reason\x18\x03 \x01(\tR\ffinishReason\"\xad\x02\n" +
 	"\x10AssistantMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1d\n" +
 	"\acontent\x18\x02 \x01(\tH\x00R\acontent\x88\x01\x01\x12\x1d\n" +
 	"\arefusal\x18\x03 \x01(\tH\x01R\arefusal\x88\x01\x01\x126\n" +
 	"\n" +
 	"tool_calls\x18\x04 \x03(\v2\x17.switchyard.v1.ToolCallR\ttoolCalls\x120\n" +
-	"\x11reasoning_content\x18\x05 \x01(\tH\x02R\x10reasoningContent\x88\x01\x01B\n" +
+	"\x11reasoning_content\x18\x05 \x01(\tH\x02R\x10reasoningContent\x88\x01\x01\x12/\n" +
+	"\x13reasoning_signature\x18\x06 \x01(\tR\x12reasoningSignatureB\n" +
 	"\n" +
 	"\b_contentB\n" +
 	"\n" +
@@ -2318,14 +2349,15 @@ const file_switchyard_v1_chat_proto_rawDesc = "" +
 	"\vChunkChoice\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12*\n" +
 	"\x05delta\x18\x02 \x01(\v2\x14.switchyard.v1.DeltaR\x05delta\x12#\n" +
-	"\rfinish_reason\x18\x03 \x01(\tR\ffinishReason\"\xf6\x01\n" +
+	"\rfinish_reason\x18\x03 \x01(\tR\ffinishReason\"\xa7\x02\n" +
 	"\x05Delta\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x1d\n" +
 	"\acontent\x18\x02 \x01(\tH\x00R\acontent\x88\x01\x01\x120\n" +
 	"\x11reasoning_content\x18\x03 \x01(\tH\x01R\x10reasoningContent\x88\x01\x01\x12;\n" +
 	"\n" +
 	"tool_calls\x18\x04 \x03(\v2\x1c.switchyard.v1.ToolCallDeltaR\ttoolCalls\x12\x1d\n" +
-	"\arefusal\x18\x05 \x01(\tH\x02R\arefusal\x88\x01\x01B\n" +
+	"\arefusal\x18\x05 \x01(\tH\x02R\arefusal\x88\x01\x01\x12/\n" +
+	"\x13reasoning_signature\x18\x06 \x01(\tR\x12reasoningSignatureB\n" +
 	"\n" +
 	"\b_contentB\x14\n" +
 	"\x12_reasoning_contentB\n" +
