@@ -37,6 +37,10 @@ func (g *gateway) errorHandler(ctx context.Context, _ *runtime.ServeMux, _ runti
 		copyHeaders(w.Header(), md.HeaderMD, false)
 		copyHeaders(w.Header(), md.TrailerMD, true) // a trailers-only answer carries them here
 	}
+	if se, ok := errors.AsType[*earlyStreamError](err); ok {
+		copyHeaders(w.Header(), se.header, true)
+		copyHeaders(w.Header(), se.trailer, true)
+	}
 	if he.Status >= http.StatusInternalServerError {
 		g.log.LogAttrs(ctx, slog.LevelWarn, "rest call failed",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),

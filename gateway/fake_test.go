@@ -90,6 +90,7 @@ func (f *fakeChat) CreateChatCompletion(ctx context.Context, req *pb.CreateChatC
 	f.record(ctx, req)
 	_ = grpc.SetHeader(ctx, metadata.Pairs("x-request-id", "req-123", "x-ratelimit-remaining-requests", "99", "internal-secret", "do-not-leak"))
 	if err := modelError(req.GetModel()); err != nil {
+		_ = grpc.SetHeader(ctx, metadata.Pairs("x-switchyard-attempts", "3"))
 		return nil, err
 	}
 	msg := &pb.AssistantMessage{Role: "assistant", Content: proto.String("echo: " + lastText(req))}
@@ -121,6 +122,7 @@ func (f *fakeChat) StreamChatCompletion(req *pb.StreamChatCompletionRequest, s g
 	f.record(ctx, req.GetRequest())
 	model := req.GetRequest().GetModel()
 	if err := modelError(model); err != nil {
+		_ = s.SetHeader(metadata.Pairs("x-switchyard-attempts", "3")) // as the router sends it
 		return err
 	}
 	first := chunk(&pb.ChunkChoice{Delta: &pb.Delta{Role: "assistant", Content: proto.String("")}})

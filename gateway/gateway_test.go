@@ -475,6 +475,9 @@ func TestStreamErrorBeforeFirstChunk(t *testing.T) {
 				if got := resp.Header.Get("Retry-After"); got != tt.retryAfter {
 					t.Errorf("Retry-After = %q, want %q", got, tt.retryAfter)
 				}
+				if got := resp.Header.Get("X-Switchyard-Attempts"); got != "3" {
+					t.Errorf("X-Switchyard-Attempts = %q, want the server's 3 (stream=%v)", got, stream)
+				}
 			})
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 )
@@ -28,10 +30,24 @@ func (c chatClient) StreamChatCompletion(ctx context.Context, in *pb.StreamChatC
 	case errors.Is(err, io.EOF):
 		return &sseStream{ServerStreamingClient: s, eof: true}, nil
 	case err != nil:
-		return nil, err
+		// The generated handler records response metadata only for streams that start, so the
+		// headers of a stream that failed before its first message travel with the error.
+		hdr, _ := s.Header()
+		return nil, &earlyStreamError{err: err, header: hdr, trailer: s.Trailer()}
 	}
 	return &sseStream{ServerStreamingClient: s, first: first}, nil
 }
+
+// earlyStreamError is a stream's failure before its first message, with the response metadata
+// the server sent (x-switchyard-route, x-switchyard-attempts, retry-after ...).
+type earlyStreamError struct {
+	err             error
+	header, trailer metadata.MD
+}
+
+func (e *earlyStreamError) Error() string              { return e.err.Error() }
+func (e *earlyStreamError) Unwrap() error              { return e.err }
+func (e *earlyStreamError) GRPCStatus() *status.Status { return status.Convert(e.err) }
 
 // sseStream replays the peeked first message, then the rest, then doneChunk once after a clean
 // end. An error after the first message is returned as is; the gateway writes it as an error
