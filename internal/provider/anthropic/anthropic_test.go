@@ -8,6 +8,7 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
+	"github.com/switchyard/switchyard/internal/provider/anthropic/anthropictest"
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
@@ -16,7 +17,7 @@ func TestConformance(t *testing.T) {
 		New:    anthropic.New,
 		Config: provider.Config{Name: "claude", Type: "anthropic", APIKey: "sk-ant-test"},
 		Model:  "claude-sonnet-4-5",
-		Wire:   &anthropicWire{},
+		Wire:   &anthropictest.Wire{},
 		ErrorCases: []providertest.ErrorCase{
 			{Name: "529 stream", Stream: true, Err: providertest.UpstreamError{Status: 529, Type: "overloaded_error", Message: "Overloaded"}, Want: llm.KindRateLimited},
 			{Name: "402 billing", Err: providertest.UpstreamError{Status: 402, Type: "billing_error", Message: "Your credit balance is too low to access the Anthropic API."}, Want: llm.KindQuotaExceeded, WantCode: "insufficient_quota"},

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/azure"
+	"github.com/switchyard/switchyard/internal/provider/azure/azuretest"
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
@@ -42,7 +43,7 @@ func TestConformance(t *testing.T) {
 				cfg.Options = map[string]string{"api_version": c.version}
 			}
 			providertest.Run(t, providertest.Harness{
-				New: azure.New, Config: cfg, Model: "gpt-4o", Wire: azureWire{v1: c.v1}, ErrorCases: azureErrors,
+				New: azure.New, Config: cfg, Model: "gpt-4o", Wire: azuretest.Wire{V1: c.v1}, ErrorCases: azureErrors,
 			})
 		})
 	}

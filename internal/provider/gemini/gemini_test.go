@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
+	"github.com/switchyard/switchyard/internal/provider/gemini/geminitest"
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
@@ -24,7 +25,7 @@ func TestConformance(t *testing.T) {
 		Config:   provider.Config{Name: "gem", Type: "gemini", APIKey: "AIzaSy-test"},
 		BasePath: "/v1beta",
 		Model:    "gemini-2.5-flash",
-		Wire:     newGeminiWire(),
+		Wire:     geminitest.NewWire(),
 		Check:    checkAgainstProtos,
 		Skip: []string{
 			// Gemini sends each function call whole, in one event: arguments split across

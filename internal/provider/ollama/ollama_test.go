@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/ollama"
+	"github.com/switchyard/switchyard/internal/provider/ollama/ollamatest"
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
@@ -24,7 +25,7 @@ func TestConformance(t *testing.T) {
 		New:    ollama.New,
 		Config: provider.Config{Name: "local", Type: "ollama", Options: map[string]string{"num_ctx": "8192", "keep_alive": "10m"}},
 		Model:  "llama3.2",
-		Wire:   &ollamaWire{},
+		Wire:   &ollamatest.Wire{},
 		Check:  checkAgainstSpec,
 		Skip: []string{
 			// Ollama sends each tool call whole in one line: arguments split over deltas cannot

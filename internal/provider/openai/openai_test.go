@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/openai"
+	"github.com/switchyard/switchyard/internal/provider/openai/openaitest"
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
@@ -25,7 +26,7 @@ func TestConformance(t *testing.T) {
 		Config:   provider.Config{Name: "oai", Type: "openai", APIKey: "sk-test"},
 		BasePath: "/v1",
 		Model:    "gpt-4o-mini",
-		Wire:     openaiWire{},
+		Wire:     openaitest.Wire{},
 		Check:    checkAgainstSpec,
 		ErrorCases: []providertest.ErrorCase{
 			{Name: "429 insufficient_quota", Err: providertest.UpstreamError{Status: 429, Type: "insufficient_quota", Code: "insufficient_quota", Message: "You exceeded your current quota"}, Want: llm.KindQuotaExceeded, WantCode: "insufficient_quota"},

@@ -1,4 +1,8 @@
-package azure_test
+// Package azuretest is the upstream side of the Azure OpenAI API for tests: a providertest.Wire
+// that renders canonical answers in the native protocol and reads the adapter's native requests
+// back. It is written independently of the azure adapter, so a misreading is not mirrored; the
+// conformance suite and providertest.NewUpstream (end-to-end tests) both use it.
+package azuretest
 
 import (
 	"encoding/json"
@@ -11,13 +15,13 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
-// azureWire is an Azure OpenAI resource as Microsoft documents it (inference.json 2024-10-21 and
+// Wire is an Azure OpenAI resource as Microsoft documents it (inference.json 2024-10-21 and
 // the v1 API), written apart from the openai adapter: the deployment comes from the path (dated
 // API) or the body (v1), the key from the api-key header; answers carry prompt_filter_results
 // and content_filter_results, a stream opens with a chunk whose choices are empty, and errors
 // use Azure's bodies.
-type azureWire struct {
-	v1 bool // the v1 API surface: /openai/v1/..., model in the body, no api-version
+type Wire struct {
+	V1 bool // the v1 API surface: /openai/v1/..., model in the body, no api-version
 }
 
 type wireRequest struct {
@@ -50,7 +54,7 @@ type wireRequest struct {
 	Dimensions *int32   `json:"dimensions"`
 }
 
-func (a azureWire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
+func (a Wire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
 	if r.Header.Get("Api-Key") == "" || r.Header.Get("Authorization") != "" {
 		return nil, fmt.Errorf("credential headers: api-key %q, Authorization %q", r.Header.Get("Api-Key"), r.Header.Get("Authorization"))
 	}
@@ -100,8 +104,8 @@ func (a azureWire) Decode(r *http.Request, body []byte) (*providertest.Call, err
 }
 
 // route returns the deployment and the operation from the URL.
-func (a azureWire) route(r *http.Request, bodyModel string) (deployment, op string, err error) {
-	if a.v1 {
+func (a Wire) route(r *http.Request, bodyModel string) (deployment, op string, err error) {
+	if a.V1 {
 		op, ok := strings.CutPrefix(r.URL.Path, "/openai/v1/")
 		if !ok || r.URL.Query().Has("api-version") {
 			return "", "", fmt.Errorf("not a v1 API call: %s", r.URL)
@@ -138,7 +142,7 @@ func usageJSON(u *llm.Usage) any {
 		"completion_tokens_details": map[string]any{"reasoning_tokens": u.ReasoningTokens}}
 }
 
-func (azureWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
+func (Wire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 	var choices []any
 	for _, c := range resp.Choices {
 		msg := map[string]any{"role": "assistant", "content": c.Content}
@@ -159,7 +163,7 @@ func (azureWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 }
 
 // StartStream opens the stream with Azure's first chunk: no choices, only the prompt filter.
-func (azureWire) StartStream(w http.ResponseWriter) {
+func (Wire) StartStream(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
 	writeEvent(w, map[string]any{"choices": []any{}, "created": 0, "id": "", "model": "", "object": "",
@@ -171,7 +175,7 @@ func writeEvent(w io.Writer, v any) {
 	fmt.Fprintf(w, "data: %s\n\n", b)
 }
 
-func (azureWire) WriteChunk(w io.Writer, c *llm.Chunk) {
+func (Wire) WriteChunk(w io.Writer, c *llm.Chunk) {
 	choices := []any{}
 	for _, ch := range c.Choices {
 		delta := map[string]any{}
@@ -206,14 +210,14 @@ func (azureWire) WriteChunk(w io.Writer, c *llm.Chunk) {
 		"system_fingerprint": "fp_ee1d74bde0", "choices": choices, "usage": usageJSON(c.Usage)})
 }
 
-func (azureWire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
+func (Wire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
 	writeEvent(w, map[string]any{"error": map[string]any{"message": e.Message, "type": e.Type, "code": nilIfEmpty(e.Code), "param": nil}})
 }
 
-func (azureWire) EndStream(w io.Writer) { io.WriteString(w, "data: [DONE]\n\n") }
+func (Wire) EndStream(w io.Writer) { io.WriteString(w, "data: [DONE]\n\n") }
 
 // WriteEmbeddings emits the vectors in the given order, each with its index.
-func (azureWire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingResponse, order []int) {
+func (Wire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingResponse, order []int) {
 	var data []any
 	for _, i := range order {
 		data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": resp.Vectors[i]})
@@ -225,7 +229,7 @@ func (azureWire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingRespo
 
 // WriteError answers with Azure's error body: the code is the status as a string unless the
 // case names one (content_filter adds the innererror Azure sends).
-func (azureWire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
+func (Wire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
 	for k, v := range e.Header {
 		w.Header()[k] = v
 	}

@@ -1,4 +1,8 @@
-package gemini_test
+// Package geminitest is the upstream side of the Gemini API for tests: a providertest.Wire
+// that renders canonical answers in the native protocol and reads the adapter's native requests
+// back. It is written independently of the gemini adapter, so a misreading is not mirrored; the
+// conformance suite and providertest.NewUpstream (end-to-end tests) both use it.
+package geminitest
 
 import (
 	"encoding/json"
@@ -13,10 +17,10 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
-// geminiWire speaks the Gemini API for the conformance suite. It is written from the API's
+// Wire speaks the Gemini API for the conformance suite. It is written from the API's
 // documentation and protos, independently of the adapter: requests are read as generic JSON,
 // answers written as literal JSON objects.
-type geminiWire struct {
+type Wire struct {
 	mu      sync.Mutex
 	streams map[io.Writer]*wireStream
 }
@@ -28,11 +32,11 @@ type wireStream struct {
 	finish map[string]any // the pending last event
 }
 
-func newGeminiWire() *geminiWire { return &geminiWire{streams: map[io.Writer]*wireStream{}} }
+func NewWire() *Wire { return &Wire{streams: map[io.Writer]*wireStream{}} }
 
 type obj = map[string]any
 
-func (g *geminiWire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
+func (g *Wire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/v1beta/models/")
 	if !ok || r.Method != http.MethodPost {
 		return nil, fmt.Errorf("unexpected %s %s", r.Method, r.URL.Path)
@@ -208,7 +212,7 @@ func callPart(tc llm.ToolCall) obj {
 	return obj{"functionCall": obj{"id": tc.ID, "name": tc.Name, "args": args}}
 }
 
-func (g *geminiWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
+func (g *Wire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 	var cands []obj
 	for _, ch := range resp.Choices {
 		var parts []obj
@@ -237,7 +241,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(b)
 }
 
-func (g *geminiWire) StartStream(w http.ResponseWriter) {
+func (g *Wire) StartStream(w http.ResponseWriter) {
 	g.mu.Lock()
 	g.streams[w] = &wireStream{calls: map[int32]*llm.ToolCall{}}
 	g.mu.Unlock()
@@ -245,7 +249,7 @@ func (g *geminiWire) StartStream(w http.ResponseWriter) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (g *geminiWire) state(w io.Writer) *wireStream {
+func (g *Wire) state(w io.Writer) *wireStream {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.streams[w]
@@ -256,7 +260,7 @@ func writeEvent(w io.Writer, v any) {
 	fmt.Fprintf(w, "data: %s\r\n\r\n", b) // Gemini ends SSE lines with CRLF
 }
 
-func (g *geminiWire) WriteChunk(w io.Writer, c *llm.Chunk) {
+func (g *Wire) WriteChunk(w io.Writer, c *llm.Chunk) {
 	st := g.state(w)
 	if c.Usage != nil && len(c.Choices) == 0 {
 		if st.finish != nil {
@@ -328,7 +332,7 @@ func statusBody(e *providertest.UpstreamError, code int) obj {
 	return obj{"error": st}
 }
 
-func (g *geminiWire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
+func (g *Wire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
 	code := e.Status
 	if code == 0 {
 		code = 500
@@ -336,7 +340,7 @@ func (g *geminiWire) WriteStreamError(w io.Writer, e *providertest.UpstreamError
 	writeEvent(w, statusBody(e, code))
 }
 
-func (g *geminiWire) EndStream(w io.Writer) {
+func (g *Wire) EndStream(w io.Writer) {
 	st := g.state(w)
 	if st != nil && st.finish != nil {
 		writeEvent(w, st.finish)
@@ -347,7 +351,7 @@ func (g *geminiWire) EndStream(w io.Writer) {
 	g.mu.Unlock()
 }
 
-func (g *geminiWire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingResponse, order []int) {
+func (g *Wire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingResponse, order []int) {
 	// batchEmbedContents answers positionally, so order cannot be expressed.
 	if len(resp.Vectors) == 1 {
 		writeJSON(w, http.StatusOK, obj{"embedding": obj{"values": resp.Vectors[0]}})
@@ -370,7 +374,7 @@ const googleErrorPage = `<!DOCTYPE html>
   <p>%s  <ins>That’s all we know.</ins>
 `
 
-func (g *geminiWire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
+func (g *Wire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
 	for k, v := range e.Header {
 		w.Header()[k] = v
 	}

@@ -1,4 +1,8 @@
-package ollama_test
+// Package ollamatest is the upstream side of Ollama's native API for tests: a providertest.Wire
+// that renders canonical answers in the native protocol and reads the adapter's native requests
+// back. It is written independently of the ollama adapter, so a misreading is not mirrored; the
+// conformance suite and providertest.NewUpstream (end-to-end tests) both use it.
+package ollamatest
 
 import (
 	"bytes"
@@ -14,10 +18,10 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
-// ollamaWire speaks Ollama's native API as its docs describe it (docs/api.md), written apart
+// Wire speaks Ollama's native API as its docs describe it (docs/api.md), written apart
 // from the adapter so that a misreading is not mirrored: requests are read with generic maps,
 // answers are written as NDJSON, tool calls are sent whole with object arguments.
-type ollamaWire struct {
+type Wire struct {
 	mu      sync.Mutex
 	streams map[io.Writer]*wireStream
 }
@@ -34,7 +38,7 @@ type wireStream struct {
 
 const fixedTime = "2026-01-01T00:00:00.000000Z"
 
-func (o *ollamaWire) state(w io.Writer) *wireStream {
+func (o *Wire) state(w io.Writer) *wireStream {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.streams == nil {
@@ -48,7 +52,7 @@ func (o *ollamaWire) state(w io.Writer) *wireStream {
 	return st
 }
 
-func (o *ollamaWire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
+func (o *Wire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
 	switch r.URL.Path {
 	case "/api/chat":
 		return decodeChat(body)
@@ -166,7 +170,7 @@ func writeLine(w io.Writer, v any) {
 	w.Write(append(b, '\n'))
 }
 
-func (o *ollamaWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
+func (o *Wire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 	ch := resp.Choices[0]
 	msg := map[string]any{"role": "assistant", "content": ""}
 	if ch.Content != nil {
@@ -188,12 +192,12 @@ func (o *ollamaWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 	writeLine(w, out)
 }
 
-func (o *ollamaWire) StartStream(w http.ResponseWriter) {
+func (o *Wire) StartStream(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 }
 
-func (o *ollamaWire) WriteChunk(w io.Writer, c *llm.Chunk) {
+func (o *Wire) WriteChunk(w io.Writer, c *llm.Chunk) {
 	st := o.state(w)
 	if c.Model != "" {
 		st.model = c.Model
@@ -232,7 +236,7 @@ func (o *ollamaWire) WriteChunk(w io.Writer, c *llm.Chunk) {
 }
 
 // flushCalls sends the gathered tool calls whole, in one line, as Ollama does.
-func (o *ollamaWire) flushCalls(w io.Writer, st *wireStream) {
+func (o *Wire) flushCalls(w io.Writer, st *wireStream) {
 	if len(st.calls) == 0 {
 		return
 	}
@@ -247,7 +251,7 @@ func (o *ollamaWire) flushCalls(w io.Writer, st *wireStream) {
 		"message": map[string]any{"role": "assistant", "content": "", "tool_calls": toolCalls(calls)}})
 }
 
-func (o *ollamaWire) done(w io.Writer, st *wireStream, u *llm.Usage) {
+func (o *Wire) done(w io.Writer, st *wireStream, u *llm.Usage) {
 	o.flushCalls(w, st)
 	line := map[string]any{"model": st.model, "created_at": fixedTime, "message": map[string]any{"role": "assistant", "content": ""},
 		"done": true, "done_reason": doneReason(st.reason), "total_duration": 1274925500, "load_duration": 1805292}
@@ -258,11 +262,11 @@ func (o *ollamaWire) done(w io.Writer, st *wireStream, u *llm.Usage) {
 	st.doneSent = true
 }
 
-func (o *ollamaWire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
+func (o *Wire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
 	writeLine(w, map[string]string{"error": e.Message})
 }
 
-func (o *ollamaWire) EndStream(w io.Writer) {
+func (o *Wire) EndStream(w io.Writer) {
 	if st := o.state(w); !st.doneSent {
 		o.done(w, st, nil)
 	}
@@ -273,13 +277,13 @@ func (o *ollamaWire) EndStream(w io.Writer) {
 
 // WriteEmbeddings answers in input order: /api/embed has no index, so the suite's shuffled
 // order cannot be expressed and is ignored.
-func (o *ollamaWire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingResponse, _ []int) {
+func (o *Wire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingResponse, _ []int) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	writeLine(w, map[string]any{"model": resp.Model, "embeddings": resp.Vectors, "total_duration": 14143917,
 		"load_duration": 1019500, "prompt_eval_count": resp.PromptTokens})
 }
 
-func (o *ollamaWire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
+func (o *Wire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
 	for k, v := range e.Header {
 		w.Header()[k] = v
 	}

@@ -1,4 +1,8 @@
-package anthropic_test
+// Package anthropictest is the upstream side of Anthropic's Messages API for tests: a providertest.Wire
+// that renders canonical answers in the native protocol and reads the adapter's native requests
+// back. It is written independently of the anthropic adapter, so a misreading is not mirrored; the
+// conformance suite and providertest.NewUpstream (end-to-end tests) both use it.
+package anthropictest
 
 import (
 	"bytes"
@@ -14,12 +18,12 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
-// anthropicWire speaks the Messages API for the conformance suite, written from Anthropic's
+// Wire speaks the Messages API for the conformance suite, written from Anthropic's
 // documentation independently of the adapter: Decode validates each request against the API's
 // rules (strict field sets, block shapes, alternating roles, tool results first, max_tokens
 // present, temperature range) and reads it back into canonical form; the writers render
 // canonical answers as Anthropic JSON and named SSE events.
-type anthropicWire struct {
+type Wire struct {
 	mu      sync.Mutex
 	streams map[io.Writer]*wireStream
 }
@@ -155,7 +159,7 @@ func validBlock(b wireBlock) error {
 	return nil
 }
 
-func (*anthropicWire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
+func (*Wire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
 	if r.Method != http.MethodPost || r.URL.Path != "/v1/messages" {
 		return nil, fmt.Errorf("%s %s, want POST /v1/messages", r.Method, r.URL.Path)
 	}
@@ -290,7 +294,7 @@ func wireUsage(u *llm.Usage) map[string]any {
 	}
 }
 
-func (*anthropicWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
+func (*Wire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 	ch := resp.Choices[0]
 	content := []any{}
 	if ch.ReasoningContent != nil {
@@ -327,7 +331,7 @@ type wireToolCall struct {
 	fragments []string
 }
 
-func (a *anthropicWire) state(w io.Writer) *wireStream {
+func (a *Wire) state(w io.Writer) *wireStream {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.streams == nil {
@@ -346,7 +350,7 @@ func sse(w io.Writer, name string, v any) {
 	fmt.Fprintf(w, "event: %s\ndata: %s\n\n", name, b)
 }
 
-func (a *anthropicWire) StartStream(w http.ResponseWriter) {
+func (a *Wire) StartStream(w http.ResponseWriter) {
 	a.mu.Lock()
 	if a.streams == nil {
 		a.streams = map[io.Writer]*wireStream{}
@@ -394,7 +398,7 @@ func (st *wireStream) flushTools(w io.Writer) {
 	st.tools = nil
 }
 
-func (a *anthropicWire) WriteChunk(w io.Writer, c *llm.Chunk) {
+func (a *Wire) WriteChunk(w io.Writer, c *llm.Chunk) {
 	st := a.state(w)
 	if !st.started {
 		st.started = true
@@ -445,7 +449,7 @@ func (a *anthropicWire) WriteChunk(w io.Writer, c *llm.Chunk) {
 	}
 }
 
-func (a *anthropicWire) EndStream(w io.Writer) {
+func (a *Wire) EndStream(w io.Writer) {
 	st := a.state(w)
 	st.flushTools(w)
 	if !st.delta {
@@ -483,16 +487,16 @@ func errorJSON(e *providertest.UpstreamError) map[string]any {
 	return map[string]any{"type": "error", "error": map[string]any{"type": errorType(e), "message": e.Message}}
 }
 
-func (*anthropicWire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
+func (*Wire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
 	sse(w, "error", errorJSON(e))
 }
 
-func (*anthropicWire) WriteEmbeddings(w http.ResponseWriter, _ *llm.EmbeddingResponse, _ []int) {
+func (*Wire) WriteEmbeddings(w http.ResponseWriter, _ *llm.EmbeddingResponse, _ []int) {
 	// Anthropic has no embeddings route.
-	(&anthropicWire{}).WriteError(w, &providertest.UpstreamError{Status: 404, Message: "Not found"})
+	(&Wire{}).WriteError(w, &providertest.UpstreamError{Status: 404, Message: "Not found"})
 }
 
-func (*anthropicWire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
+func (*Wire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
 	for k, v := range e.Header {
 		w.Header()[k] = v
 	}

@@ -1,4 +1,8 @@
-package openai_test
+// Package openaitest is the upstream side of OpenAI's chat completions and embeddings API for tests: a providertest.Wire
+// that renders canonical answers in the native protocol and reads the adapter's native requests
+// back. It is written independently of the openai adapter, so a misreading is not mirrored; the
+// conformance suite and providertest.NewUpstream (end-to-end tests) both use it.
+package openaitest
 
 import (
 	"encoding/json"
@@ -11,12 +15,12 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
-// openaiWire is the upstream side of OpenAI's protocol for the conformance suite. It is written
+// Wire is the upstream side of OpenAI's protocol for the conformance suite. It is written
 // independently of the adapter's own wire types, from the OpenAPI document, so the two check
 // each other.
-type openaiWire struct{}
+type Wire struct{}
 
-var _ providertest.Wire = openaiWire{}
+var _ providertest.Wire = Wire{}
 
 type reqJSON struct {
 	Model               string          `json:"model"`
@@ -67,7 +71,7 @@ type partJSON struct {
 	} `json:"image_url"`
 }
 
-func (openaiWire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
+func (Wire) Decode(r *http.Request, body []byte) (*providertest.Call, error) {
 	var w reqJSON
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, err
@@ -163,7 +167,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (openaiWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
+func (Wire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 	var choices []any
 	for _, c := range resp.Choices {
 		msg := map[string]any{"role": "assistant", "content": c.Content, "refusal": nil, "annotations": []any{}}
@@ -181,12 +185,12 @@ func (openaiWire) WriteChat(w http.ResponseWriter, resp *llm.ChatResponse) {
 	})
 }
 
-func (openaiWire) StartStream(w http.ResponseWriter) {
+func (Wire) StartStream(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 }
 
-func (openaiWire) WriteChunk(w io.Writer, c *llm.Chunk) {
+func (Wire) WriteChunk(w io.Writer, c *llm.Chunk) {
 	choices := []any{}
 	for _, ch := range c.Choices {
 		delta := map[string]any{}
@@ -228,14 +232,14 @@ func (openaiWire) WriteChunk(w io.Writer, c *llm.Chunk) {
 	fmt.Fprintf(w, "data: %s\n\n", b)
 }
 
-func (openaiWire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
+func (Wire) WriteStreamError(w io.Writer, e *providertest.UpstreamError) {
 	b, _ := json.Marshal(map[string]any{"error": errorJSON(e)})
 	fmt.Fprintf(w, "data: %s\n\n", b)
 }
 
-func (openaiWire) EndStream(w io.Writer) { io.WriteString(w, "data: [DONE]\n\n") }
+func (Wire) EndStream(w io.Writer) { io.WriteString(w, "data: [DONE]\n\n") }
 
-func (openaiWire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingResponse, order []int) {
+func (Wire) WriteEmbeddings(w http.ResponseWriter, resp *llm.EmbeddingResponse, order []int) {
 	var data []any
 	for _, i := range order {
 		data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": resp.Vectors[i]})
@@ -252,7 +256,7 @@ func errorJSON(e *providertest.UpstreamError) map[string]any {
 	return map[string]any{"message": e.Message, "type": e.Type, "param": nil, "code": code}
 }
 
-func (openaiWire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
+func (Wire) WriteError(w http.ResponseWriter, e *providertest.UpstreamError) {
 	for k, v := range e.Header {
 		w.Header()[k] = v
 	}
