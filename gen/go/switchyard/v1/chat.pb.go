@@ -67,8 +67,13 @@ type CreateChatCompletionRequest struct {
 	ParallelToolCalls *bool `protobuf:"varint,18,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
 	// Reasoning effort for reasoning models: minimal, low, medium or high.
 	ReasoningEffort string `protobuf:"bytes,19,opt,name=reasoning_effort,json=reasoningEffort,proto3" json:"reasoning_effort,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Continue a server-side session (SessionService): the gateway sends the session's system
+	// prompt, parameters and history before messages, and appends this turn and the answer to the
+	// session. REST clients may send the X-Switchyard-Session-Id header instead; the field wins.
+	// Unknown ids and ids of other tenants answer NOT_FOUND.
+	SessionId     string `protobuf:"bytes,20,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateChatCompletionRequest) Reset() {
@@ -230,6 +235,13 @@ func (x *CreateChatCompletionRequest) GetParallelToolCalls() bool {
 func (x *CreateChatCompletionRequest) GetReasoningEffort() string {
 	if x != nil {
 		return x.ReasoningEffort
+	}
+	return ""
+}
+
+func (x *CreateChatCompletionRequest) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
 	}
 	return ""
 }
@@ -2188,7 +2200,7 @@ var File_switchyard_v1_chat_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_chat_proto_rawDesc = "" +
 	"\n" +
-	"\x18switchyard/v1/chat.proto\x12\rswitchyard.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc0\a\n" +
+	"\x18switchyard/v1/chat.proto\x12\rswitchyard.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xdf\a\n" +
 	"\x1bCreateChatCompletionRequest\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x126\n" +
 	"\bmessages\x18\x02 \x03(\v2\x1a.switchyard.v1.ChatMessageR\bmessages\x12%\n" +
@@ -2211,7 +2223,9 @@ const file_switchyard_v1_chat_proto_rawDesc = "" +
 	"\vtool_choice\x18\x11 \x01(\v2\x19.switchyard.v1.ToolChoiceR\n" +
 	"toolChoice\x123\n" +
 	"\x13parallel_tool_calls\x18\x12 \x01(\bH\bR\x11parallelToolCalls\x88\x01\x01\x12)\n" +
-	"\x10reasoning_effort\x18\x13 \x01(\tR\x0freasoningEffortB\x0e\n" +
+	"\x10reasoning_effort\x18\x13 \x01(\tR\x0freasoningEffort\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x14 \x01(\tR\tsessionIdB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\r\n" +
 	"\v_max_tokensB\x18\n" +
