@@ -93,6 +93,11 @@ func NewProvider(cfg provider.Config, extra ...grpc.DialOption) (*Provider, erro
 	return &Provider{cfg: cfg, conn: conn, chat: pb.NewChatServiceClient(conn), embed: pb.NewEmbeddingServiceClient(conn)}, nil
 }
 
+// RetriesCalls reports that p retries failed calls itself, with go-grpc-middleware's retry
+// interceptor and DESIGN.md's policy (max_retries, retry_backoff), so the router makes one
+// attempt per call and only falls back (router.SelfRetrying).
+func (*Provider) RetriesCalls() bool { return true }
+
 // Close closes the connection; calls in flight fail. Safe to call more than once.
 func (p *Provider) Close() error { return p.conn.Close() }
 

@@ -106,6 +106,12 @@ func NewProvider(cfg provider.Config, extra ...grpc.DialOption) (*Provider, erro
 	return &Provider{cfg: cfg, conn: conn, client: pb.NewGRPCInferenceServiceClient(conn), models: models}, nil
 }
 
+// RetriesCalls reports that p retries failed ModelInfer calls itself, with grpcupstream's
+// retry interceptor (max_retries, retry_backoff), so the router makes one attempt per call and
+// only falls back (router.SelfRetrying). ModelStreamInfer is not retried by either layer: a
+// bidirectional stream cannot be replayed by the interceptor.
+func (*Provider) RetriesCalls() bool { return true }
+
 // Close closes the connection; calls in flight fail.
 func (p *Provider) Close() error { return p.conn.Close() }
 

@@ -2,11 +2,8 @@ package kserve_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
-	"math"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,48 +18,19 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/kserve"
+	"github.com/switchyard/switchyard/internal/provider/kserve/kservetest"
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
-// fake is a KServe v2 server on loopback with a scripted model. Its answers are encoded here the
-// way Triton sends them (raw output contents), independently of the adapter's decoder.
-type fake struct {
-	pb.UnimplementedGRPCInferenceServiceServer
-	infer  func(ctx context.Context, in *pb.ModelInferRequest) (*pb.ModelInferResponse, error)
-	stream func(in *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error
-	reqs   chan *pb.ModelInferRequest
-}
-
-func (f *fake) ModelInfer(ctx context.Context, in *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
-	f.reqs <- in
-	return f.infer(ctx, in)
-}
-
-func (f *fake) ModelStreamInfer(s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
-	in, err := s.Recv()
-	if err != nil {
-		return err
-	}
-	f.reqs <- in
-	return f.stream(in, s)
-}
-
-func start(t *testing.T, f *fake, opts map[string]string) *kserve.Provider {
+func start(t *testing.T, f *kservetest.Server, opts map[string]string) *kserve.Provider {
 	t.Helper()
-	f.reqs = make(chan *pb.ModelInferRequest, 16)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := grpc.NewServer()
-	pb.RegisterGRPCInferenceServiceServer(srv, f)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
+	f.Reqs = make(chan *pb.ModelInferRequest, 16)
+	addr := kservetest.Start(t, f)
 	o := map[string]string{"retry_backoff": "1ms"}
 	for k, v := range opts {
 		o[k] = v
 	}
-	p, err := kserve.NewProvider(provider.Config{Name: "trt", Type: "kserve", BaseURL: lis.Addr().String(), Options: o})
+	p, err := kserve.NewProvider(provider.Config{Name: "trt", Type: "kserve", BaseURL: addr, Options: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,30 +38,11 @@ func start(t *testing.T, f *fake, opts map[string]string) *kserve.Provider {
 	return p
 }
 
-// rawBytes encodes BYTES elements as Triton's raw contents: a 4-byte little-endian length, then
-// the bytes, per element.
-func rawBytes(elems ...string) []byte {
-	var b []byte
-	for _, e := range elems {
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(e)))
-		b = append(b, e...)
-	}
-	return b
-}
-
-func rawFP32(v ...float32) []byte {
-	var b []byte
-	for _, f := range v {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-	}
-	return b
-}
-
 // textResponse is a TensorRT-LLM ensemble answer: text_output, BYTES [1, 1], raw.
 func textResponse(text string, extra ...*pb.ModelInferResponse_InferOutputTensor) *pb.ModelInferResponse {
 	r := &pb.ModelInferResponse{ModelName: "ensemble", ModelVersion: "1", Id: "req-1",
 		Outputs:           []*pb.ModelInferResponse_InferOutputTensor{{Name: "text_output", Datatype: "BYTES", Shape: []int64{1, 1}}},
-		RawOutputContents: [][]byte{rawBytes(text)}}
+		RawOutputContents: [][]byte{kservetest.RawBytes(text)}}
 	for _, o := range extra {
 		r.Outputs = append(r.Outputs, o)
 	}
@@ -107,7 +56,7 @@ func userReq(text string) *llm.ChatRequest {
 const wantPrompt = "Be brief.\n\nUser: Hi\nAssistant:"
 
 func TestChat(t *testing.T) {
-	f := &fake{infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+	f := &kservetest.Server{Infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 		return textResponse(wantPrompt + " Hello there."), nil // the ensemble echoes the prompt
 	}}
 	p := start(t, f, nil)
@@ -131,7 +80,7 @@ func TestChat(t *testing.T) {
 			{Name: "stream", Datatype: "BOOL", Shape: []int64{1, 1}, Contents: &pb.InferTensorContents{BoolContents: []bool{false}}},
 		},
 		Outputs: []*pb.ModelInferRequest_InferRequestedOutputTensor{{Name: "text_output"}}}
-	if diff := cmp.Diff(wantReq, <-f.reqs, protocmp.Transform(), protocmp.IgnoreEmptyMessages()); diff != "" {
+	if diff := cmp.Diff(wantReq, <-f.Reqs, protocmp.Transform(), protocmp.IgnoreEmptyMessages()); diff != "" {
 		t.Errorf("upstream request mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -147,7 +96,7 @@ func TestChatFinishReasonAndUsageFromTokenCount(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := &fake{infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+			f := &kservetest.Server{Infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 				// typed contents this time: servers other than Triton use them
 				return &pb.ModelInferResponse{Outputs: []*pb.ModelInferResponse_InferOutputTensor{
 					{Name: "text_output", Datatype: "BYTES", Shape: []int64{1, 1}, Contents: &pb.InferTensorContents{BytesContents: [][]byte{[]byte("abc")}}},
@@ -162,7 +111,7 @@ func TestChatFinishReasonAndUsageFromTokenCount(t *testing.T) {
 			if got.Choices[0].FinishReason != c.wantFinish || got.Usage == nil || got.Usage.CompletionTokens != c.tokens {
 				t.Errorf("finish %q usage %+v; want %q and %d completion tokens", got.Choices[0].FinishReason, got.Usage, c.wantFinish, c.tokens)
 			}
-			in := <-f.reqs
+			in := <-f.Reqs
 			if n := len(in.GetOutputs()); n != 2 || in.GetOutputs()[1].GetName() != "sequence_length" {
 				t.Errorf("requested outputs %v; want text_output and sequence_length", in.GetOutputs())
 			}
@@ -203,7 +152,7 @@ func TestStream(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := &fake{stream: func(_ *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
+			f := &kservetest.Server{Stream: func(_ *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
 				for _, m := range c.msgs {
 					if err := s.Send(m); err != nil {
 						return err
@@ -224,7 +173,7 @@ func TestStream(t *testing.T) {
 			if diff := cmp.Diff(&c.want, got); diff != "" {
 				t.Errorf("stream mismatch (-want +got):\n%s", diff)
 			}
-			in := <-f.reqs
+			in := <-f.Reqs
 			if !in.GetParameters()["triton_enable_empty_final_response"].GetBoolParam() {
 				t.Error("request without triton_enable_empty_final_response")
 			}
@@ -240,7 +189,7 @@ func TestStreamUsageFromTokenCount(t *testing.T) {
 	count := func(n int64) *pb.ModelInferResponse_InferOutputTensor {
 		return &pb.ModelInferResponse_InferOutputTensor{Name: "output_tokens", Datatype: "INT64", Shape: []int64{1, 1}, Contents: &pb.InferTensorContents{Int64Contents: []int64{n}}}
 	}
-	f := &fake{stream: func(_ *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
+	f := &kservetest.Server{Stream: func(_ *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
 		for i, text := range []string{"a", "b"} {
 			if err := s.Send(&pb.ModelStreamInferResponse{InferResponse: textResponse(text, count(int64(i+1)))}); err != nil {
 				return err
@@ -267,7 +216,7 @@ func TestStreamUsageFromTokenCount(t *testing.T) {
 }
 
 func TestStreamErrorMessage(t *testing.T) {
-	f := &fake{stream: func(_ *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
+	f := &kservetest.Server{Stream: func(_ *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
 		if err := s.Send(streamResponse("par", false)); err != nil {
 			return err
 		}
@@ -302,9 +251,9 @@ func TestErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := &fake{
-				infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) { return nil, c.err },
-				stream: func(*pb.ModelInferRequest, grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
+			f := &kservetest.Server{
+				Infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) { return nil, c.err },
+				Stream: func(*pb.ModelInferRequest, grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
 					return c.err
 				},
 			}
@@ -328,7 +277,7 @@ func TestErrors(t *testing.T) {
 
 func TestRetriesModelInfer(t *testing.T) {
 	var calls atomic.Int32
-	f := &fake{infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+	f := &kservetest.Server{Infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 		if calls.Add(1) == 1 {
 			return nil, status.Error(codes.Unavailable, "Server not ready")
 		}
@@ -344,7 +293,7 @@ func TestRetriesModelInfer(t *testing.T) {
 func TestCancelReachesUpstream(t *testing.T) {
 	t.Run("chat", func(t *testing.T) {
 		started, canceled := make(chan struct{}), make(chan struct{})
-		f := &fake{infer: func(ctx context.Context, _ *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+		f := &kservetest.Server{Infer: func(ctx context.Context, _ *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 			close(started)
 			<-ctx.Done()
 			close(canceled)
@@ -363,7 +312,7 @@ func TestCancelReachesUpstream(t *testing.T) {
 	})
 	t.Run("stream", func(t *testing.T) {
 		canceled := make(chan struct{})
-		f := &fake{stream: func(_ *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
+		f := &kservetest.Server{Stream: func(_ *pb.ModelInferRequest, s grpc.BidiStreamingServer[pb.ModelInferRequest, pb.ModelStreamInferResponse]) error {
 			if err := s.Send(streamResponse("a", false)); err != nil {
 				return err
 			}
@@ -405,18 +354,18 @@ func TestEmbed(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "raw FP32 [2, 3]", out: &pb.ModelInferResponse{Outputs: []*pb.ModelInferResponse_InferOutputTensor{{Name: "dense", Datatype: "FP32", Shape: []int64{2, 3}}},
-			RawOutputContents: [][]byte{rawFP32(1, 2, 3, 4, 5, 6)}}, want: [][]float32{{1, 2, 3}, {4, 5, 6}}},
+			RawOutputContents: [][]byte{kservetest.RawFP32(1, 2, 3, 4, 5, 6)}}, want: [][]float32{{1, 2, 3}, {4, 5, 6}}},
 		{name: "fp32_contents", out: &pb.ModelInferResponse{Outputs: []*pb.ModelInferResponse_InferOutputTensor{{Name: "dense", Datatype: "FP32", Shape: []int64{2, 1},
 			Contents: &pb.InferTensorContents{Fp32Contents: []float32{0.5, -0.5}}}}}, want: [][]float32{{0.5}, {-0.5}}},
 		{name: "values not divisible by inputs", out: &pb.ModelInferResponse{Outputs: []*pb.ModelInferResponse_InferOutputTensor{{Name: "dense", Datatype: "FP32"}},
-			RawOutputContents: [][]byte{rawFP32(1, 2, 3)}}, wantErr: true},
+			RawOutputContents: [][]byte{kservetest.RawFP32(1, 2, 3)}}, wantErr: true},
 		{name: "wrong datatype", out: &pb.ModelInferResponse{Outputs: []*pb.ModelInferResponse_InferOutputTensor{{Name: "dense", Datatype: "FP16"}},
 			RawOutputContents: [][]byte{{0, 0, 0, 0}}}, wantErr: true},
 		{name: "missing output", out: &pb.ModelInferResponse{}, wantErr: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			f := &fake{infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) { return c.out, nil }}
+			f := &kservetest.Server{Infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) { return c.out, nil }}
 			p := start(t, f, map[string]string{"bge/embedding_input": "TEXT", "bge/embedding_output": "dense"})
 			got, err := p.Embed(context.Background(), &llm.EmbeddingRequest{Model: "bge", Texts: []string{"a", "bb"}})
 			if c.wantErr {
@@ -434,7 +383,7 @@ func TestEmbed(t *testing.T) {
 			wantReq := &pb.ModelInferRequest{ModelName: "bge",
 				Inputs:  []*pb.ModelInferRequest_InferInputTensor{{Name: "TEXT", Datatype: "BYTES", Shape: []int64{2, 1}, Contents: &pb.InferTensorContents{BytesContents: [][]byte{[]byte("a"), []byte("bb")}}}},
 				Outputs: []*pb.ModelInferRequest_InferRequestedOutputTensor{{Name: "dense"}}}
-			if diff := cmp.Diff(wantReq, <-f.reqs, protocmp.Transform()); diff != "" {
+			if diff := cmp.Diff(wantReq, <-f.Reqs, protocmp.Transform()); diff != "" {
 				t.Errorf("upstream request mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -452,14 +401,14 @@ func TestPromptTemplates(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.template, func(t *testing.T) {
-			f := &fake{infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
+			f := &kservetest.Server{Infer: func(context.Context, *pb.ModelInferRequest) (*pb.ModelInferResponse, error) {
 				return textResponse("x"), nil
 			}}
 			p := start(t, f, map[string]string{"prompt_template": c.template})
 			if _, err := p.Chat(context.Background(), &llm.ChatRequest{Model: "m", Messages: msgs}); err != nil {
 				t.Fatal(err)
 			}
-			if got := string((<-f.reqs).GetInputs()[0].GetContents().GetBytesContents()[0]); got != c.want {
+			if got := string((<-f.Reqs).GetInputs()[0].GetContents().GetBytesContents()[0]); got != c.want {
 				t.Errorf("prompt\n%q\nwant\n%q", got, c.want)
 			}
 		})

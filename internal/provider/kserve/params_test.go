@@ -11,6 +11,7 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/kserve"
+	"github.com/switchyard/switchyard/internal/provider/kserve/kservetest"
 	"github.com/switchyard/switchyard/internal/provider/providertest"
 )
 
@@ -38,13 +39,13 @@ func TestParamRules(t *testing.T) {
 	}
 	renamed := func(req llm.ChatRequest, want *pb.InferTensorContents) providertest.ParamCheck {
 		return func(t *testing.T, rule provider.ParamRule) {
-			f := &fake{infer: answer}
+			f := &kservetest.Server{Infer: answer}
 			p := start(t, f, nil)
 			ctx, warnings := llm.WithWarnings(context.Background())
 			if _, err := p.Chat(ctx, base(req)); err != nil {
 				t.Fatal(err)
 			}
-			got := tensor(<-f.reqs, rule.Native)
+			got := tensor(<-f.Reqs, rule.Native)
 			if diff := cmp.Diff(want, got.GetContents(), protocmp.Transform()); diff != "" {
 				t.Errorf("tensor %s mismatch (-want +got):\n%s", rule.Native, diff)
 			}
@@ -56,13 +57,13 @@ func TestParamRules(t *testing.T) {
 	// dropped checks the warning by default and, when option is set, the tensor sent instead.
 	dropped := func(req llm.ChatRequest, option, tensorName string, want *pb.InferTensorContents) providertest.ParamCheck {
 		return func(t *testing.T, rule provider.ParamRule) {
-			f := &fake{infer: answer}
+			f := &kservetest.Server{Infer: answer}
 			p := start(t, f, nil)
 			ctx, warnings := llm.WithWarnings(context.Background())
 			if _, err := p.Chat(ctx, base(req)); err != nil {
 				t.Fatal(err)
 			}
-			in := <-f.reqs
+			in := <-f.Reqs
 			if w := warnings.List(); len(w) != 1 || len(in.GetInputs()) != 3 { // text_input, max_tokens, stream: nothing else
 				t.Errorf("warnings %q, %d inputs; want one warning and only text_input, max_tokens and stream", w, len(in.GetInputs()))
 			}
@@ -73,20 +74,20 @@ func TestParamRules(t *testing.T) {
 			if _, err := p.Chat(context.Background(), base(req)); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(want, tensor(<-f.reqs, tensorName).GetContents(), protocmp.Transform()); diff != "" {
+			if diff := cmp.Diff(want, tensor(<-f.Reqs, tensorName).GetContents(), protocmp.Transform()); diff != "" {
 				t.Errorf("with %s set, tensor %s mismatch (-want +got):\n%s", option, tensorName, diff)
 			}
 		}
 	}
 	rejected := func(req llm.ChatRequest) providertest.ParamCheck {
 		return func(t *testing.T, rule provider.ParamRule) {
-			f := &fake{infer: answer}
+			f := &kservetest.Server{Infer: answer}
 			p := start(t, f, nil)
 			_, err := p.Chat(context.Background(), base(req))
 			if llm.KindOf(err) != llm.KindInvalidArgument {
 				t.Fatalf("err = %v; want invalid_argument", err)
 			}
-			if len(f.reqs) != 0 {
+			if len(f.Reqs) != 0 {
 				t.Error("a rejected request reached the upstream")
 			}
 		}
@@ -114,10 +115,10 @@ func TestParamRules(t *testing.T) {
 		"input_audio":         rejected(llm.ChatRequest{Messages: user(llm.Part{Type: llm.PartInputAudio, AudioData: "UklGRg==", AudioFormat: "wav"})}),
 		"file":                rejected(llm.ChatRequest{Messages: user(llm.Part{Type: llm.PartFile, FileID: "file-1"})}),
 		"embeddings.dimensions": func(t *testing.T, _ provider.ParamRule) {
-			f := &fake{infer: answer}
+			f := &kservetest.Server{Infer: answer}
 			p := start(t, f, nil)
 			_, err := p.Embed(context.Background(), &llm.EmbeddingRequest{Model: "e", Texts: []string{"a"}, Dimensions: llm.Ptr[int32](64)})
-			if llm.KindOf(err) != llm.KindInvalidArgument || len(f.reqs) != 0 {
+			if llm.KindOf(err) != llm.KindInvalidArgument || len(f.Reqs) != 0 {
 				t.Fatalf("err = %v; want invalid_argument before any call", err)
 			}
 		},
