@@ -166,4 +166,3 @@ func splitStatements(src string) []string {
 	}
 	return out
 }
-
