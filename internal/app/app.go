@@ -58,13 +58,9 @@ func newRegistry() *provider.Registry {
 // and prices, with fresh live state (breakers, latency figures). A reload should instead pass the
 // current router's State() to router.Build, so the live state carries over.
 func buildRouter(reg *provider.Registry, cfg *Config) (*router.Router, error) {
-	backends := make(map[string]router.Backend, len(cfg.Providers))
-	for _, pc := range cfg.Providers {
-		p, err := reg.New(pc)
-		if err != nil {
-			return nil, err
-		}
-		backends[pc.Name] = router.Backend{Provider: p, Models: pc.Models, KeyID: router.KeyID(pc.APIKey)}
+	backends, _, err := buildBackends(reg, cfg, nil)
+	if err != nil {
+		return nil, err
 	}
 	return router.Build(backends, cfg.routerConfig(), nil)
 }
@@ -142,7 +138,7 @@ func serve(ctx context.Context, path string, getenv func(string) string, stderr 
 	if path == "" {
 		log.Info("no config file given: using the built-in config (mock provider, loopback, no auth)")
 	}
-	inst, err := Start(ctx, cfg, WithLogger(log), WithGetenv(getenv))
+	inst, err := Start(ctx, cfg, WithLogger(log), WithGetenv(getenv), WithConfigFile(path))
 	if err != nil {
 		return err
 	}

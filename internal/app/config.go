@@ -113,6 +113,12 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 		}
 		name = path
 	}
+	return loadConfig(data, name, getenv, newRegistry().Types())
+}
+
+// loadConfig is LoadConfig for the file contents data (named name in errors), validated against
+// providerTypes.
+func loadConfig(data []byte, name string, getenv func(string) string, providerTypes []string) (*Config, error) {
 	cfg, err := ParseConfig(data, getenv)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", name, err)
@@ -126,7 +132,7 @@ func LoadConfig(path string, getenv func(string) string) (*Config, error) {
 			*field = v
 		}
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(providerTypes); err != nil {
 		return nil, fmt.Errorf("config %s: %w", name, err)
 	}
 	return cfg, nil

@@ -51,6 +51,7 @@ type startOptions struct {
 	getenv        func(string) string
 	telemetryOpts []telemetry.Option
 	extraTypes    []extraType
+	configPath    string // WithConfigFile
 }
 
 type extraType struct {
@@ -89,6 +90,7 @@ type Instance struct {
 	health   *health.Server
 	gwConn   *grpc.ClientConn // loopback transport only; nil for inproc
 	routes   atomic.Pointer[router.Router]
+	live     *liveConfig // reloads and repoints (reload.go)
 	draining atomic.Bool
 
 	stopOnce sync.Once
@@ -180,13 +182,18 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	}
 	cleanup = append(cleanup, func() { _ = tel.Shutdown(context.WithoutCancel(ctx)) })
 
-	rt, err := buildRouter(reg, cfg)
+	backends, built, err := buildBackends(reg, cfg, nil)
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
 	}
-	// The router is swapped atomically so a config reload can replace it without dropping
-	// requests; the reload itself (file watch, admin call) is a later issue.
+	rt, err := router.Build(backends, cfg.routerConfig(), router.NewState(router.WithLogger(log)))
+	if err != nil {
+		return fail(fmt.Errorf("config: %w", err))
+	}
+	// The router is swapped atomically: a reload or repoint (reload.go) replaces it without
+	// dropping requests.
 	inst.routes.Store(rt)
+	inst.live = newLiveConfig(inst, reg, cfg, built, o.configPath, o.getenv, log)
 	authn, err := auth.New(cfg.Auth)
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
@@ -236,6 +243,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 	)
 	server.Register(grpcSrv, inst.routes.Load)
+	server.RegisterAdmin(grpcSrv, inst)
 	healthgrpc.RegisterHealthServer(grpcSrv, inst.health)
 	reflection.Register(grpcSrv)
 
@@ -268,6 +276,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 			inproc.WithMeterProvider(tel.MeterProvider()),
 		)
 		server.Register(ch, inst.routes.Load)
+		server.RegisterAdmin(ch, inst)
 		gwConn = ch
 	}
 	gwCtx, gwCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -368,6 +377,9 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 			_ = inst.Shutdown(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("gateway connection to own gRPC listener: %w", err)
 		}
+	}
+	if o.configPath != "" {
+		go inst.live.watch(inst.stop)
 	}
 	inst.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, l := range []struct{ name, addr string }{

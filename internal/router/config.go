@@ -77,6 +77,12 @@ type RouteConfig struct {
 	// AttemptTimeout bounds one attempt until the blocking answer or the first stream chunk
 	// (0: none). An attempt that runs out is a KindTimeout failure: retried, then fallen back.
 	AttemptTimeout time.Duration `yaml:"attempt_timeout,omitempty"`
+	// Shadow mirrors a share of the route's requests to a candidate target whose answers are
+	// recorded, never returned (see ShadowConfig).
+	Shadow *ShadowConfig `yaml:"shadow,omitempty"`
+	// Canary sends a share of the route's live traffic to a candidate target, and rolls back
+	// when the candidate fails too often (see CanaryConfig).
+	Canary *CanaryConfig `yaml:"canary,omitempty"`
 }
 
 // TargetConfig is one target of a route.
@@ -252,6 +258,7 @@ func (cfg Config) Validate(models map[string][]string) error {
 		if r.Timeout < 0 || r.AttemptTimeout < 0 {
 			add("%s: timeouts must not be negative", where)
 		}
+		validateLive(where, r, checkTarget, add)
 	}
 	for _, m := range slices.Sorted(maps.Keys(cfg.Prices)) {
 		p := cfg.Prices[m]

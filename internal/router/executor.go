@@ -47,6 +47,8 @@ type Result struct {
 // Chat answers req through the plan: attempts, retries and fallbacks as the route's policies
 // say. req.Model is set per attempt on a copy; req itself is not modified.
 func (p *Plan) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, Result, error) {
+	p.enter()
+	defer p.leave()
 	var resp *llm.ChatResponse
 	x, err := p.execute(ctx, func(ctx context.Context, t Target) error {
 		r := *req
@@ -59,6 +61,7 @@ func (p *Plan) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRespons
 		return nil, x.res, err
 	}
 	x.finish(nil)
+	p.mirror(ctx, req, responseText(resp))
 	return resp, x.res, nil
 }
 
@@ -80,6 +83,8 @@ func (p *Plan) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.Embed
 			Message: "model " + name + " does not support embeddings"}
 	}
 	p.Candidates = kept
+	p.enter()
+	defer p.leave()
 	var resp *llm.EmbeddingResponse
 	x, err := p.execute(ctx, func(ctx context.Context, t Target) error {
 		r := *req
@@ -100,7 +105,11 @@ func (p *Plan) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.Embed
 // (or a clean end) has arrived the stream is committed and returned, and an error after that
 // ends it (Recv returns it; nothing is retried). The caller must Close the stream.
 func (p *Plan) ChatStream(ctx context.Context, req *llm.ChatRequest) (*Stream, Result, error) {
-	s := &Stream{}
+	p.enter()
+	s := &Stream{leave: p.leave}
+	if p.shadow != nil {
+		s.text = &streamText{req: req}
+	}
 	x, err := p.execute(ctx, func(ctx context.Context, t Target) error {
 		r := *req
 		r.Model = t.Model
@@ -126,6 +135,7 @@ func (p *Plan) ChatStream(ctx context.Context, req *llm.ChatRequest) (*Stream, R
 		}
 	})
 	if err != nil {
+		p.leave()
 		return nil, x.res, err
 	}
 	s.x = x
@@ -143,6 +153,9 @@ type Stream struct {
 
 	firstDone bool
 	endOnce   sync.Once
+	leave     func() // ends the plan's in-flight count, once
+	leaveOnce sync.Once
+	text      *streamText // collected for the shadow comparison; nil without shadow
 }
 
 // Recv returns the next chunk, io.EOF at the end, or the error that broke the stream.
@@ -150,6 +163,7 @@ func (s *Stream) Recv() (*llm.Chunk, error) {
 	if !s.firstDone {
 		s.firstDone = true
 		if !s.eof {
+			s.text.add(s.first)
 			return s.first, nil
 		}
 		s.end(io.EOF)
@@ -158,6 +172,8 @@ func (s *Stream) Recv() (*llm.Chunk, error) {
 	c, err := s.up.Recv()
 	if err != nil {
 		s.end(err)
+	} else {
+		s.text.add(c)
 	}
 	return c, err
 }
@@ -167,12 +183,22 @@ func (s *Stream) Close() error {
 	s.end(nil)
 	err := s.up.Close()
 	s.x.release()
+	if s.leave != nil {
+		s.leaveOnce.Do(s.leave)
+	}
 	return err
 }
 
 // end reports the stream's outcome once: io.EOF completes it, another error is a failure of the
 // target, nil (closed early) says nothing.
-func (s *Stream) end(err error) { s.endOnce.Do(func() { s.x.finish(err) }) }
+func (s *Stream) end(err error) {
+	s.endOnce.Do(func() {
+		s.x.finish(err)
+		if s.text != nil && errors.Is(err, io.EOF) {
+			s.x.plan.mirror(s.x.ctx, s.text.req, s.text.b.String())
+		}
+	})
+}
 
 // execution is one run of a plan.
 type execution struct {
@@ -268,6 +294,7 @@ func (p *Plan) execute(ctx context.Context, do attemptFunc, discard func()) (*ex
 			now := clock.Now()
 			if err == nil && stopTotal() || err == nil && p.timeout.total == 0 {
 				ts.record(now, outcomeSuccess, probe, p.breaker, now.Sub(start))
+				p.observe(ctx, t, outcomeSuccess, now)
 				x.res.Warnings = warnings.List()
 				x.ts, x.start = ts, start
 				if discard == nil { // blocking: the answer is in hand
@@ -295,6 +322,7 @@ func (p *Plan) execute(ctx context.Context, do attemptFunc, discard func()) (*ex
 				return fail(ctxError(rctx, t, err))
 			}
 			ts.record(now, classify(err), probe, p.breaker, 0)
+			p.observe(ctx, t, classify(err), now)
 			lastErr = err
 			kind := llm.KindOf(err)
 			if !fallsBack(kind) {

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/switchyard/switchyard/internal/llm"
 )
@@ -89,6 +90,10 @@ type route struct {
 	breaker        breakerPolicy
 	timeout        timeoutPolicy
 	explainTargets string // for ModelInfo
+	alias          bool   // from Config.Aliases
+	shadow         *shadowRoute
+	canary         *canaryRoute
+	watch          *switchWatch // set by Reconfigure and Repoint for routes whose targets changed
 }
 
 // Router resolves model names to plans. It is immutable after Build, so safe for concurrent use.
@@ -99,6 +104,8 @@ type Router struct {
 	state    *State
 	prices   map[string]Price
 	pinned   route // the policies of "provider/model" requests
+	cfg      Config
+	inflight atomic.Int64 // executions and shadow calls running on this router's plans
 }
 
 // New returns a router over backends (keyed by provider name) and single-target aliases
@@ -122,7 +129,7 @@ func Build(backends map[string]Backend, cfg Config, state *State) (*Router, erro
 	if state == nil {
 		state = NewState()
 	}
-	r := &Router{backends: backends, routes: map[string]*route{}, state: state, prices: map[string]Price{}}
+	r := &Router{backends: backends, routes: map[string]*route{}, state: state, prices: map[string]Price{}, cfg: cfg}
 	r.pinned = route{strategy: strategyPinned, retry: RetryConfig{MaxRetries: new(int)}.policy(), breaker: BreakerConfig{}.policy()}
 	for m, p := range cfg.Prices {
 		r.prices[m] = Price{InputPerMTok: p.InputPricePerMTok, OutputPerMTok: p.OutputPricePerMTok}
@@ -161,6 +168,10 @@ func Build(backends map[string]Backend, cfg Config, state *State) (*Router, erro
 			names[i] = t.Name()
 		}
 		rt.explainTargets = strings.Join(names, ",")
+		rt.alias = cfg.Aliases[rc.Name] != ""
+		if err := r.buildLive(rt, rc); err != nil {
+			return nil, err
+		}
 		r.routes[rc.Name] = rt
 	}
 
@@ -268,5 +279,7 @@ func (r *Router) Plan(model string, est Estimate) (*Plan, error) {
 		p.targets = []Target{t}
 		rt = &p
 	}
-	return r.plan(rt, est), nil
+	p := r.plan(rt, est)
+	r.decorate(p, rt)
+	return p, nil
 }

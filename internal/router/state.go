@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,10 @@ type State struct {
 	fallbacks metric.Int64Counter
 	retries   metric.Int64Counter
 	reg       metric.Registration
+
+	live        liveMetrics
+	log         *slog.Logger
+	shadowSlots chan struct{} // one token per running shadow call
 }
 
 // StateOption configures NewState.
@@ -50,6 +55,7 @@ type stateOptions struct {
 	clock Clock
 	rand  Rand
 	mp    metric.MeterProvider
+	log   *slog.Logger
 }
 
 // WithClock sets the clock of backoffs, attempt timeouts, breakers and latency measurements
@@ -83,8 +89,13 @@ func NewState(opts ...StateOption) *State {
 	if o.mp == nil {
 		o.mp = otel.GetMeterProvider()
 	}
-	s := &State{clock: o.clock, rand: o.rand, targets: map[TargetKey]*targetState{}}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
+	s := &State{clock: o.clock, rand: o.rand, targets: map[TargetKey]*targetState{}, log: o.log,
+		shadowSlots: make(chan struct{}, maxShadowInFlight)}
 	m := o.mp.Meter("github.com/switchyard/switchyard/internal/router")
+	s.live = newLiveMetrics(m)
 	// Instrument errors only happen for invalid names or options, which are constants here; a
 	// nil instrument from a failing provider is replaced by a no-op one.
 	s.fallbacks, _ = m.Int64Counter(MetricFallbacks,

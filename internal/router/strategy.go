@@ -81,6 +81,11 @@ type Plan struct {
 	breaker breakerPolicy
 	timeout timeoutPolicy
 	state   *State
+
+	router *Router      // whose in-flight count the execution holds
+	rt     *route       // nil for pinned plans
+	canary bool         // the first candidate is rt's canary
+	shadow *shadowRoute // drawn for mirroring
 }
 
 // Chosen returns the candidate the strategy chose (the first), or nil for an empty plan.
