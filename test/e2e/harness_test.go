@@ -49,6 +49,13 @@ providers:
 aliases:
   chat: up/gpt-ok
 %s`, clientKey, up.URL+"/v1", upstreamKey, extra)
+	return &gateway{Instance: startYAML(t, yaml, opts...), up: up}
+}
+
+// startYAML starts Switchyard with the YAML config yaml (no environment) and shuts it down when
+// t ends.
+func startYAML(t *testing.T, yaml string, opts ...app.Option) *app.Instance {
+	t.Helper()
 	cfg, err := app.ParseConfig([]byte(yaml), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -71,7 +78,7 @@ aliases:
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return &gateway{Instance: inst, up: up}
+	return inst
 }
 
 type testWriter struct{ t *testing.T }
