@@ -56,7 +56,12 @@ func (p *Plan) mirror(ctx context.Context, req *llm.ChatRequest, primary string)
 	r.Model = s.target.Model
 	p.enter()
 	go func() {
-		defer func() { <-st.shadowSlots }()
+		defer func() {
+			<-st.shadowSlots
+			if st.shadowDone != nil {
+				st.shadowDone()
+			}
+		}()
 		defer p.leave()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 		defer cancel()

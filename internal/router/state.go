@@ -46,6 +46,7 @@ type State struct {
 	live        liveMetrics
 	log         *slog.Logger
 	shadowSlots chan struct{} // one token per running shadow call
+	shadowDone  func()        // tests: called when a shadow call has been recorded
 }
 
 // StateOption configures NewState.
