@@ -230,6 +230,8 @@ func TestLoadConfigEnvOverrides(t *testing.T) {
 // exampleEnv is what configs/switchyard.example.yaml needs.
 var exampleEnv = map[string]string{
 	"OPENAI_API_KEY":     "sk-openai-secret",
+	"ANTHROPIC_API_KEY":  "sk-ant-secret",
+	"GEMINI_API_KEY":     "AIza-gemini-secret",
 	"DEEPSEEK_API_KEY":   "sk-deepseek-secret",
 	"SWITCHYARD_API_KEY": "sy-client-secret",
 }
@@ -247,10 +249,12 @@ func TestExampleConfig(t *testing.T) {
 		byName[p.Name] = p.BaseURL
 	}
 	for name, url := range map[string]string{
-		"openai":   "https://api.openai.com/v1",
-		"deepseek": "https://api.deepseek.com/v1",
-		"local":    "http://127.0.0.1:8000/v1",
-		"mock":     "",
+		"openai":    "https://api.openai.com/v1",
+		"anthropic": "https://api.anthropic.com",
+		"gemini":    "https://generativelanguage.googleapis.com/v1beta",
+		"deepseek":  "https://api.deepseek.com/v1",
+		"local":     "http://127.0.0.1:8000/v1",
+		"mock":      "",
 	} {
 		if got, ok := byName[name]; !ok || got != url {
 			t.Errorf("provider %s base_url = %q (present %v), want %q", name, got, ok, url)
@@ -262,7 +266,7 @@ func TestExampleConfig(t *testing.T) {
 
 	// Without its keys the example is refused, naming them.
 	_, err = LoadConfig("../../configs/switchyard.example.yaml", env(nil))
-	if err == nil || !strings.Contains(err.Error(), "DEEPSEEK_API_KEY, OPENAI_API_KEY, SWITCHYARD_API_KEY") {
+	if err == nil || !strings.Contains(err.Error(), "ANTHROPIC_API_KEY, DEEPSEEK_API_KEY, GEMINI_API_KEY, OPENAI_API_KEY, SWITCHYARD_API_KEY") {
 		t.Errorf("LoadConfig without env = %v, want the missing variables named", err)
 	}
 }
@@ -277,7 +281,7 @@ func TestRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"sk-openai-secret", "sk-deepseek-secret", "sy-client-secret", "org-secret"} {
+	for _, secret := range []string{"sk-openai-secret", "sk-ant-secret", "AIza-gemini-secret", "sk-deepseek-secret", "sy-client-secret", "org-secret"} {
 		if bytes.Contains(out, []byte(secret)) {
 			t.Errorf("redacted config contains %q:\n%s", secret, out)
 		}
