@@ -17,7 +17,26 @@ import (
 
 type chatService struct {
 	pb.UnimplementedChatServiceServer
-	routes func() *router.Router
+	routes   func() *router.Router
+	sessions *sessions // nil: sessions are not enabled
+}
+
+// withSession binds req to the session the request names, if any (see sessions.begin), and
+// returns the model to route. Without a session it returns in's model and a nil turn.
+func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompletionRequest, req *llm.ChatRequest) (*turn, string, error) {
+	id := sessionID(ctx, in)
+	if id == "" {
+		return nil, in.GetModel(), nil
+	}
+	if s.sessions == nil {
+		return nil, "", llm.Errorf(llm.KindInvalidArgument, "sessions are not enabled on this gateway")
+	}
+	t, model, err := s.sessions.begin(ctx, id, in.GetModel(), req)
+	if err != nil {
+		return nil, "", err
+	}
+	_ = grpc.SetHeader(ctx, metadata.Pairs(SessionHeader, t.sess.ID))
+	return t, model, nil
 }
 
 // Response headers of the routing decision (RouteHeader names the target that answered).
@@ -33,12 +52,21 @@ const (
 // CreateChatCompletion plans the route for the model and runs it (retries, fallbacks), answering
 // with the response of the target that succeeded. The answer's model is the upstream's model
 // name; the route headers name "provider/model", the decision and the attempts.
+//
+// With a session (session_id or the x-switchyard-session-id header) the request carries the
+// session's system prompt, parameters and history (docs/sessions.md), and the request's messages
+// and the answer are appended to the session before the answer is returned. A failed call
+// appends nothing.
 func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateChatCompletionRequest) (*pb.CreateChatCompletionResponse, error) {
 	req, err := pbconv.ChatRequestFromPB(in, "", false)
 	if err != nil {
 		return nil, err
 	}
-	plan, err := s.routes().Plan(in.GetModel(), router.EstimateChat(req))
+	t, model, err := s.withSession(ctx, in, req)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := s.routes().Plan(model, router.EstimateChat(req))
 	if err != nil {
 		return nil, err
 	}
@@ -46,6 +74,11 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 	_ = grpc.SetHeader(ctx, routeHeaders(res))
 	if err != nil {
 		return nil, err
+	}
+	if t != nil {
+		if err := s.sessions.commit(ctx, t, answerMessage(resp)); err != nil {
+			return nil, err
+		}
 	}
 	return chatResponse(resp, res.Target.Model), nil
 }
@@ -56,6 +89,10 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 // choice's first delta carries role "assistant". The usage chunk is forwarded only when the
 // client asked for it with stream_options.include_usage. An error after chunks were sent ends
 // the stream with that error.
+//
+// With a session, the streamed answer's first choice is accumulated and appended to the session
+// with the request's messages when the upstream stream ends cleanly, before the stream ends; an
+// error or a client that goes away appends nothing.
 func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, stream grpc.ServerStreamingServer[pb.StreamChatCompletionResponse]) error {
 	ctx := stream.Context()
 	inner := in.GetRequest()
@@ -63,7 +100,11 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 	if err != nil {
 		return err
 	}
-	plan, err := s.routes().Plan(inner.GetModel(), router.EstimateChat(req))
+	t, model, err := s.withSession(ctx, inner, req)
+	if err != nil {
+		return err
+	}
+	plan, err := s.routes().Plan(model, router.EstimateChat(req))
 	if err != nil {
 		return err
 	}
@@ -75,13 +116,26 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 	defer up.Close()
 
 	cv := chunkConverter{includeUsage: req.IncludeStreamUsage, model: res.Target.Model}
+	var answer *answerBuilder
+	if t != nil {
+		answer = new(answerBuilder)
+	}
 	for {
 		c, err := up.Recv()
 		if errors.Is(err, io.EOF) {
-			return nil
+			if t == nil {
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err // the client went away: the turn is not kept
+			}
+			return s.sessions.commit(ctx, t, answer.message())
 		}
 		if err != nil {
 			return err
+		}
+		if answer != nil {
+			answer.add(c)
 		}
 		out := cv.convert(c)
 		if out == nil {

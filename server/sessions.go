@@ -1,0 +1,353 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/pbconv"
+	"github.com/switchyard/switchyard/internal/session"
+)
+
+// ScopeAdmin lets a caller export or erase the sessions of other users of its tenant.
+const ScopeAdmin = "admin"
+
+// Page sizes of ListSessions.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 1000
+	// maxUpdateAttempts bounds UpdateSession's re-read loop under concurrent turns.
+	maxUpdateAttempts = 100
+)
+
+// sessionService implements SessionService over the shared session store. Every call is scoped
+// to the caller's tenant (auth.Principal); another tenant's ids are NOT_FOUND.
+type sessionService struct {
+	pb.UnimplementedSessionServiceServer
+	*sessions
+}
+
+// CreateSession stores a new session with a UUIDv7 id. The model is required; the user defaults
+// to the caller's subject and the TTL to the configured default.
+func (s *sessionService) CreateSession(ctx context.Context, in *pb.CreateSessionRequest) (*pb.CreateSessionResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if in.GetModel() == "" {
+		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model", Message: "You must provide a model parameter."}
+	}
+	params, err := paramsFromPB(in.GetParameters())
+	if err != nil {
+		return nil, err
+	}
+	ttl, err := s.ttl(in.GetTtl())
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, llm.Wrap(llm.KindInternal, err, "session id")
+	}
+	now := s.now()
+	user := in.GetUser()
+	if user == "" {
+		user = p.Subject
+	}
+	sess := &session.Session{
+		ID:           id.String(),
+		Tenant:       p.Tenant,
+		User:         user,
+		Model:        in.GetModel(),
+		Params:       params,
+		SystemPrompt: in.GetSystemPrompt(),
+		Metadata:     in.GetMetadata(),
+		Archive:      in.GetArchive(),
+		TTL:          ttl,
+		CreatedAt:    now,
+		UpdatedAt:    now,
+	}
+	if err := s.store.Create(ctx, sess); err != nil {
+		return nil, storeError("create", sess.ID, err)
+	}
+	return &pb.CreateSessionResponse{Session: sessionToPB(sess)}, nil
+}
+
+// GetSession returns the session without its history.
+func (s *sessionService) GetSession(ctx context.Context, in *pb.GetSessionRequest) (*pb.GetSessionResponse, error) {
+	sess, err := s.load(ctx, in.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetSessionResponse{Session: sessionToPB(sess)}, nil
+}
+
+// ListSessions pages through one user's sessions of the caller's tenant, newest first.
+func (s *sessionService) ListSessions(ctx context.Context, in *pb.ListSessionsRequest) (*pb.ListSessionsResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	size := int(in.GetPageSize())
+	switch {
+	case size < 0:
+		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "page_size", Message: "page_size must not be negative"}
+	case size == 0:
+		size = defaultPageSize
+	case size > maxPageSize:
+		size = maxPageSize
+	}
+	user := in.GetUser()
+	if user == "" {
+		user = p.Subject
+	}
+	list, next, err := s.store.List(ctx, p.Tenant, user, size, in.GetPageToken())
+	if err != nil {
+		return nil, storeError("list", "", err)
+	}
+	out := &pb.ListSessionsResponse{Sessions: make([]*pb.Session, len(list)), NextPageToken: next}
+	for i, sess := range list {
+		out.Sessions[i] = sessionToPB(sess)
+	}
+	return out, nil
+}
+
+// UpdateSession changes the fields set in the request. It re-reads and re-applies the change when
+// a concurrent turn wrote first, so no turn is lost.
+func (s *sessionService) UpdateSession(ctx context.Context, in *pb.UpdateSessionRequest) (*pb.UpdateSessionResponse, error) {
+	var params *session.Params
+	if in.GetParameters() != nil {
+		p, err := paramsFromPB(in.GetParameters())
+		if err != nil {
+			return nil, err
+		}
+		params = &p
+	}
+	var ttl time.Duration
+	if in.GetTtl() != nil {
+		var err error
+		if ttl, err = s.ttl(in.GetTtl()); err != nil {
+			return nil, err
+		}
+	}
+	if in.Model != nil && in.GetModel() == "" {
+		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model", Message: "model must not be empty"}
+	}
+	for attempt := 1; ; attempt++ {
+		sess, err := s.load(ctx, in.GetId())
+		if err != nil {
+			return nil, err
+		}
+		if in.Model != nil {
+			sess.Model = in.GetModel()
+		}
+		if params != nil {
+			sess.Params = *params
+		}
+		if in.SystemPrompt != nil {
+			sess.SystemPrompt = in.GetSystemPrompt()
+		}
+		for k, v := range in.GetMetadata() {
+			if v == "" {
+				delete(sess.Metadata, k)
+				continue
+			}
+			if sess.Metadata == nil {
+				sess.Metadata = make(map[string]string)
+			}
+			sess.Metadata[k] = v
+		}
+		if in.Archive != nil {
+			sess.Archive = in.GetArchive()
+		}
+		if ttl > 0 {
+			sess.TTL = ttl
+		}
+		sess.UpdatedAt = s.now()
+		err = s.store.Update(ctx, sess)
+		if err == nil {
+			return &pb.UpdateSessionResponse{Session: sessionToPB(sess)}, nil
+		}
+		if !errors.Is(err, session.ErrConflict) || attempt == maxUpdateAttempts {
+			return nil, storeError("update", in.GetId(), err)
+		}
+	}
+}
+
+// DeleteSession removes the session.
+func (s *sessionService) DeleteSession(ctx context.Context, in *pb.DeleteSessionRequest) (*pb.DeleteSessionResponse, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := uuid.Parse(in.GetId()); err != nil {
+		return nil, errSessionNotFound(in.GetId())
+	}
+	if err := s.store.Delete(ctx, p.Tenant, in.GetId()); err != nil {
+		return nil, storeError("delete", in.GetId(), err)
+	}
+	return &pb.DeleteSessionResponse{}, nil
+}
+
+// GetSessionHistory returns the session's messages, oldest first.
+func (s *sessionService) GetSessionHistory(ctx context.Context, in *pb.GetSessionHistoryRequest) (*pb.GetSessionHistoryResponse, error) {
+	sess, err := s.load(ctx, in.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetSessionHistoryResponse{Entries: historyToPB(sess.History)}, nil
+}
+
+// ExportUserSessions returns every session of a user of the caller's tenant with its history.
+func (s *sessionService) ExportUserSessions(ctx context.Context, in *pb.ExportUserSessionsRequest) (*pb.ExportUserSessionsResponse, error) {
+	p, user, err := subjectOf(ctx, in.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	out := &pb.ExportUserSessionsResponse{}
+	token := ""
+	for {
+		list, next, err := s.store.List(ctx, p.Tenant, user, maxPageSize, token)
+		if err != nil {
+			return nil, storeError("export", "", err)
+		}
+		for _, l := range list {
+			sess, err := s.store.Get(ctx, p.Tenant, l.ID) // List need not carry the history
+			if errors.Is(err, session.ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return nil, storeError("export", l.ID, err)
+			}
+			out.Sessions = append(out.Sessions, &pb.ExportedSession{Session: sessionToPB(sess), History: historyToPB(sess.History)})
+		}
+		if next == "" {
+			return out, nil
+		}
+		token = next
+	}
+}
+
+// EraseUserSessions deletes every session of a user of the caller's tenant.
+func (s *sessionService) EraseUserSessions(ctx context.Context, in *pb.EraseUserSessionsRequest) (*pb.EraseUserSessionsResponse, error) {
+	p, user, err := subjectOf(ctx, in.GetUser())
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.store.DeleteUser(ctx, p.Tenant, user)
+	if err != nil {
+		return nil, storeError("erase", "", err)
+	}
+	return &pb.EraseUserSessionsResponse{Erased: int32(min(n, 1<<31-1))}, nil
+}
+
+// subjectOf returns the caller and the user a GDPR request is about: user, or the caller's own
+// subject when user is empty. Naming another user needs the admin scope.
+func subjectOf(ctx context.Context, user string) (*auth.Principal, string, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if user == "" || user == p.Subject {
+		return p, p.Subject, nil
+	}
+	if !p.HasScope(ScopeAdmin) {
+		return nil, "", llm.Errorf(llm.KindPermissionDenied, "exporting or erasing another user's sessions needs the %q scope", ScopeAdmin)
+	}
+	return p, user, nil
+}
+
+// ttl validates a requested TTL; nil means the default.
+func (s *sessions) ttl(d *durationpb.Duration) (time.Duration, error) {
+	if d == nil {
+		return s.cfg.DefaultTTL, nil
+	}
+	if err := d.CheckValid(); err != nil || d.AsDuration() <= 0 {
+		return 0, &llm.Error{Kind: llm.KindInvalidArgument, Param: "ttl", Message: "ttl must be a positive duration"}
+	}
+	return d.AsDuration(), nil
+}
+
+// paramsFromPB converts and range-checks session parameters (the chat request's limits).
+func paramsFromPB(p *pb.SessionParameters) (session.Params, error) {
+	if p == nil {
+		return session.Params{}, nil
+	}
+	bad := func(param, msg string) error {
+		return &llm.Error{Kind: llm.KindInvalidArgument, Param: "parameters." + param, Message: msg}
+	}
+	switch {
+	case p.Temperature != nil && !(*p.Temperature >= 0 && *p.Temperature <= 2):
+		return session.Params{}, bad("temperature", "temperature must be between 0 and 2")
+	case p.TopP != nil && !(*p.TopP >= 0 && *p.TopP <= 1):
+		return session.Params{}, bad("top_p", "top_p must be between 0 and 1")
+	case p.MaxTokens != nil && *p.MaxTokens < 1:
+		return session.Params{}, bad("max_tokens", "max_tokens must be at least 1")
+	case len(p.GetStop()) > 4:
+		return session.Params{}, bad("stop", "at most 4 stop sequences")
+	case p.PresencePenalty != nil && !(*p.PresencePenalty >= -2 && *p.PresencePenalty <= 2):
+		return session.Params{}, bad("presence_penalty", "presence_penalty must be between -2 and 2")
+	case p.FrequencyPenalty != nil && !(*p.FrequencyPenalty >= -2 && *p.FrequencyPenalty <= 2):
+		return session.Params{}, bad("frequency_penalty", "frequency_penalty must be between -2 and 2")
+	}
+	return session.Params{
+		Temperature:      p.Temperature,
+		TopP:             p.TopP,
+		MaxTokens:        p.MaxTokens,
+		Stop:             p.GetStop(),
+		PresencePenalty:  p.PresencePenalty,
+		FrequencyPenalty: p.FrequencyPenalty,
+		Seed:             p.Seed,
+		ReasoningEffort:  p.GetReasoningEffort(),
+	}, nil
+}
+
+func paramsToPB(p *session.Params) *pb.SessionParameters {
+	return &pb.SessionParameters{
+		Temperature:      p.Temperature,
+		TopP:             p.TopP,
+		MaxTokens:        p.MaxTokens,
+		Stop:             p.Stop,
+		PresencePenalty:  p.PresencePenalty,
+		FrequencyPenalty: p.FrequencyPenalty,
+		Seed:             p.Seed,
+		ReasoningEffort:  p.ReasoningEffort,
+	}
+}
+
+func sessionToPB(s *session.Session) *pb.Session {
+	return &pb.Session{
+		Id:           s.ID,
+		User:         s.User,
+		Model:        s.Model,
+		Parameters:   paramsToPB(&s.Params),
+		SystemPrompt: s.SystemPrompt,
+		Metadata:     maps.Clone(s.Metadata),
+		Archive:      s.Archive,
+		Ttl:          durationpb.New(s.TTL),
+		Turns:        s.Turns,
+		Version:      s.Version,
+		CreateTime:   timestamppb.New(s.CreatedAt),
+		UpdateTime:   timestamppb.New(s.UpdatedAt),
+	}
+}
+
+func historyToPB(h []session.Entry) []*pb.SessionEntry {
+	out := make([]*pb.SessionEntry, len(h))
+	for i := range h {
+		out[i] = &pb.SessionEntry{
+			Message:    pbconv.MessageToPB(&h[i].Message),
+			Turn:       h[i].Turn,
+			CreateTime: timestamppb.New(h[i].At),
+		}
+	}
+	return out
+}
