@@ -49,7 +49,8 @@ type gateway struct {
 //
 // Served routes, each also without the /v1 prefix: POST /v1/chat/completions (JSON, or server-sent
 // events when the body has "stream": true), POST /v1/embeddings, GET /v1/models and
-// GET /v1/models/{id} (ids may contain '/'); and AdminService under /admin/v1/ (docs/routing.md).
+// GET /v1/models/{id} (ids may contain '/'); AdminService under /admin/v1/ (docs/routing.md);
+// SessionService under /v1/sessions (docs/sessions.md).
 //
 // Request headers forwarded as gRPC metadata: authorization (an empty header is dropped),
 // x-request-id, x-switchyard-*, and the standard HTTP headers as grpcgateway-*. Response
@@ -82,6 +83,9 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	}
 	if err := pb.RegisterModelServiceHandlerClient(ctx, mux, pb.NewModelServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("gateway.New: register model service: %w", err)
+	}
+	if err := pb.RegisterSessionServiceHandlerClient(ctx, mux, pb.NewSessionServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("gateway.New: register session service: %w", err)
 	}
 	if err := pb.RegisterAdminServiceHandlerClient(ctx, mux, pb.NewAdminServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("gateway.New: register admin service: %w", err)
