@@ -12,6 +12,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 
+	"github.com/switchyard/switchyard/internal/app"
 	"github.com/switchyard/switchyard/internal/provider/anthropic/anthropictest"
 	"github.com/switchyard/switchyard/internal/provider/azure/azuretest"
 	"github.com/switchyard/switchyard/internal/provider/gemini/geminitest"
@@ -113,11 +114,11 @@ func TestAdapters(t *testing.T) {
 				name string
 				fn   func(t *testing.T)
 			}{
-				{"chat", func(t *testing.T) { adapterChat(t, c) }},
-				{"stream with usage", func(t *testing.T) { adapterStream(t, c) }},
+				{"chat", func(t *testing.T) { adapterChat(t, c, "chat") }},
+				{"stream with usage", func(t *testing.T) { adapterStream(t, c, "chat") }},
 				{"tool call and result", func(t *testing.T) { adapterTools(t, c, nc.noTools) }},
 				{"tool call streamed", func(t *testing.T) { adapterToolsStreamed(t, c, nc.noTools) }},
-				{"embeddings", func(t *testing.T) { adapterEmbeddings(t, c, nc.embed == "") }},
+				{"embeddings", func(t *testing.T) { adapterEmbeddings(t, c, "emb", nc.embed == "") }},
 				{"models", func(t *testing.T) { adapterModels(t, c, nc) }},
 			} {
 				t.Run(check.name, func(t *testing.T) {
@@ -131,9 +132,9 @@ func TestAdapters(t *testing.T) {
 	}
 }
 
-func adapterChat(t *testing.T, c openai.Client) {
+func adapterChat(t *testing.T, c openai.Client, model string) {
 	resp, err := c.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{
-		Model: "chat", Messages: userMsg("hello there"), MaxTokens: openai.Int(64), Temperature: openai.Float(0.3),
+		Model: model, Messages: userMsg("hello there"), MaxTokens: openai.Int(64), Temperature: openai.Float(0.3),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -147,9 +148,9 @@ func adapterChat(t *testing.T, c openai.Client) {
 	}
 }
 
-func adapterStream(t *testing.T, c openai.Client) {
+func adapterStream(t *testing.T, c openai.Client, model string) {
 	s := c.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{
-		Model: "chat", Messages: userMsg("stream these words please"),
+		Model: model, Messages: userMsg("stream these words please"),
 		StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
 	})
 	var acc openai.ChatCompletionAccumulator
@@ -249,11 +250,11 @@ func adapterToolsStreamed(t *testing.T, c openai.Client, rejected bool) {
 	}
 }
 
-func adapterEmbeddings(t *testing.T, c openai.Client, none bool) {
+func adapterEmbeddings(t *testing.T, c openai.Client, model string, none bool) {
 	inputs := []string{"alpha", "bravo charlie", "delta echo foxtrot"}
 	embed := func(format openai.EmbeddingNewParamsEncodingFormat) (*openai.CreateEmbeddingResponse, error) {
 		return c.Embeddings.New(t.Context(), openai.EmbeddingNewParams{
-			Model: "emb", Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: inputs}, EncodingFormat: format,
+			Model: model, Input: openai.EmbeddingNewParamsInputUnion{OfArrayOfStrings: inputs}, EncodingFormat: format,
 		})
 	}
 	if none {
@@ -322,5 +323,42 @@ func adapterModels(t *testing.T, c openai.Client, nc nativeCase) {
 		if !slices.Contains(ids, w) {
 			t.Errorf("models %v lack %q", ids, w)
 		}
+	}
+}
+
+// TestExampleConfigSideBySide starts Switchyard with configs/switchyard.example.yaml, its OpenAI,
+// Anthropic and Gemini providers pointed at native upstreams, and asks each alias through the SDK.
+func TestExampleConfigSideBySide(t *testing.T) {
+	env := map[string]string{"SWITCHYARD_API_KEY": clientKey, "OPENAI_API_KEY": upstreamKey, "ANTHROPIC_API_KEY": upstreamKey,
+		"GEMINI_API_KEY": upstreamKey, "DEEPSEEK_API_KEY": upstreamKey}
+	cfg, err := app.LoadConfig("../../configs/switchyard.example.yaml", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.HTTPAddr, cfg.Server.GRPCAddr, cfg.Server.AdminAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	upstreams := map[string]string{ // provider name → its native upstream's base URL
+		"openai":    providertest.NewUpstream(t, openaitest.Wire{}).URL + "/v1",
+		"anthropic": providertest.NewUpstream(t, &anthropictest.Wire{}).URL,
+		"gemini":    providertest.NewUpstream(t, geminitest.NewWire()).URL + "/v1beta",
+	}
+	for i, p := range cfg.Providers {
+		if u, ok := upstreams[p.Name]; ok {
+			cfg.Providers[i].BaseURL = u
+			delete(upstreams, p.Name)
+		}
+	}
+	if len(upstreams) != 0 {
+		t.Fatalf("the example config lacks providers %v", upstreams)
+	}
+	g := &gateway{Instance: startConfig(t, cfg)}
+	c := g.sdk(clientKey)
+	for _, alias := range []string{"default", "smart", "claude", "claude-fast", "gemini", "gemini-pro", "frontier"} {
+		t.Run(alias, func(t *testing.T) {
+			adapterChat(t, c, alias)
+			adapterStream(t, c, alias)
+		})
+	}
+	for _, alias := range []string{"embedding", "gemini-embedding"} {
+		t.Run(alias, func(t *testing.T) { adapterEmbeddings(t, c, alias, false) })
 	}
 }

@@ -60,6 +60,12 @@ func startYAML(t *testing.T, yaml string, opts ...app.Option) *app.Instance {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	return startConfig(t, cfg, opts...)
+}
+
+// startConfig validates cfg, starts Switchyard with it and shuts it down when t ends.
+func startConfig(t *testing.T, cfg *app.Config, opts ...app.Option) *app.Instance {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
