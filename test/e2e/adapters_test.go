@@ -26,11 +26,12 @@ import (
 // the aliases "chat" and "emb", with a loopback upstream speaking its native protocol.
 type nativeCase struct {
 	name string
-	// provider starts the native upstream and returns the provider's config entry (a YAML flow
-	// mapping named "native").
-	provider    func(t *testing.T) string
+	// provider starts the native upstream, answering with opts, and returns the provider's
+	// config entry (a YAML flow mapping named "native").
+	provider    func(t *testing.T, opts ...providertest.UpstreamOption) string
 	chat, embed string // upstream model names; embed is "" when the protocol has no embeddings API
 	noTools     bool   // the protocol has no tool calls: the gateway answers 400
+	noReasoning bool   // the protocol carries no reasoning content
 	// gaps names subtests that show a known difference from OpenAI's behaviour, with the reason;
 	// they are skipped until the adapter is fixed.
 	gaps map[string]string
@@ -38,9 +39,9 @@ type nativeCase struct {
 
 // httpNative is the config entry of an HTTP adapter of type typ pointed at a providertest
 // upstream speaking wire; path is appended to the upstream's URL.
-func httpNative(typ string, wire providertest.Wire, path, extra string) func(t *testing.T) string {
-	return func(t *testing.T) string {
-		up := providertest.NewUpstream(t, wire)
+func httpNative(typ string, wire providertest.Wire, path, extra string) func(t *testing.T, opts ...providertest.UpstreamOption) string {
+	return func(t *testing.T, opts ...providertest.UpstreamOption) string {
+		up := providertest.NewUpstream(t, wire, opts...)
 		return fmt.Sprintf(`{name: native, type: %s, base_url: %q, api_key: %q%s}`, typ, up.URL+path, upstreamKey, extra)
 	}
 }
@@ -61,8 +62,8 @@ func nativeCases() []nativeCase {
 				"never reports a call that ends in its finishing chunk. Fix: split such an event into two chunks."}},
 		{name: "ollama", chat: "llama3.2", embed: "nomic-embed-text",
 			provider: httpNative("ollama", &ollamatest.Wire{}, "", ", options: {num_ctx: '8192'}")},
-		{name: "kserve", chat: "ensemble", embed: "bge", noTools: true,
-			provider: func(t *testing.T) string {
+		{name: "kserve", chat: "ensemble", embed: "bge", noTools: true, noReasoning: true,
+			provider: func(t *testing.T, _ ...providertest.UpstreamOption) string {
 				addr := kservetest.Start(t, kservetest.NewModel(providertest.EmbeddingVector))
 				return fmt.Sprintf(`{name: native, type: kserve, base_url: %q, options: {completion_tokens_output: %s, retry_backoff: 1ms}}`,
 					addr, kservetest.TokensOutput)
@@ -71,8 +72,8 @@ func nativeCases() []nativeCase {
 		// gateway A's gRPC API with A's client key; A serves an OpenAI upstream as its provider
 		// "native", so B's upstream model names are A's "native/<model>".
 		{name: "grpc", chat: "native/gpt-4o", embed: "native/text-embedding-3-small",
-			provider: func(t *testing.T) string {
-				a := startYAML(t, nativeGatewayYAML(httpNative("openai", openaitest.Wire{}, "/v1", "")(t), "", ""))
+			provider: func(t *testing.T, opts ...providertest.UpstreamOption) string {
+				a := startYAML(t, nativeGatewayYAML(httpNative("openai", openaitest.Wire{}, "/v1", "")(t, opts...), "", ""))
 				return fmt.Sprintf(`{name: native, type: grpc, base_url: %q, api_key: %q, options: {retry_backoff: 1ms}}`, a.GRPCAddr(), clientKey)
 			}},
 	}
@@ -324,6 +325,58 @@ func adapterModels(t *testing.T, c openai.Client, nc nativeCase) {
 			t.Errorf("models %v lack %q", ids, w)
 		}
 	}
+}
+
+// TestAdaptersReasoning checks that reasoning an upstream sends reaches the SDK as
+// reasoning_content, blocking and streamed, whichever protocol carried it.
+func TestAdaptersReasoning(t *testing.T) {
+	for _, nc := range nativeCases() {
+		t.Run(nc.name, func(t *testing.T) {
+			if nc.noReasoning {
+				t.Skip("the protocol carries no reasoning")
+			}
+			g := &gateway{Instance: startYAML(t, nativeGatewayYAML(nc.provider(t, providertest.WithReasoning()), nc.chat, ""))}
+			c := g.sdk(clientKey)
+			const want = "Thinking about: hello there"
+			resp, err := c.Chat.Completions.New(t.Context(), openai.ChatCompletionNewParams{Model: "chat", Messages: userMsg("hello there")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := resp.Choices[0].Message
+			if got := rawString(t, msg.JSON.ExtraFields["reasoning_content"].Raw()); got != want || msg.Content != "pong: hello there" {
+				t.Errorf("reasoning_content = %q content = %q, want %q and the answer", got, msg.Content, want)
+			}
+			s := c.Chat.Completions.NewStreaming(t.Context(), openai.ChatCompletionNewParams{Model: "chat", Messages: userMsg("hello there")})
+			var reasoning, content strings.Builder
+			for s.Next() {
+				for _, ch := range s.Current().Choices {
+					if r, ok := ch.Delta.JSON.ExtraFields["reasoning_content"]; ok {
+						reasoning.WriteString(rawString(t, r.Raw()))
+					}
+					content.WriteString(ch.Delta.Content)
+				}
+			}
+			if err := s.Err(); err != nil {
+				t.Fatal(err)
+			}
+			if reasoning.String() != want || content.String() != "pong: hello there" {
+				t.Errorf("streamed reasoning = %q content = %q, want %q and the answer", reasoning.String(), content.String(), want)
+			}
+		})
+	}
+}
+
+// rawString decodes a JSON string; "" for an absent field or null.
+func rawString(t *testing.T, raw string) string {
+	t.Helper()
+	if raw == "" || raw == "null" {
+		return ""
+	}
+	var s string
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		t.Errorf("%s is not a JSON string: %v", raw, err)
+	}
+	return s
 }
 
 // TestExampleConfigSideBySide starts Switchyard with configs/switchyard.example.yaml, its OpenAI,
