@@ -1,0 +1,13 @@
+CREATE TABLE sessions (
+	tenant     TEXT    NOT NULL,
+	id         TEXT    NOT NULL,
+	user_id    TEXT    NOT NULL,
+	version    BIGINT  NOT NULL,
+	created_at BIGINT  NOT NULL, -- Unix milliseconds
+	updated_at BIGINT  NOT NULL, -- Unix milliseconds
+	key_id     TEXT    NOT NULL, -- "" when data is plaintext JSON
+	data       BYTEA   NOT NULL,
+	PRIMARY KEY (tenant, id)
+);
+CREATE INDEX sessions_tenant_user_updated ON sessions (tenant, user_id, updated_at DESC, id DESC);
+CREATE INDEX sessions_tenant_updated ON sessions (tenant, updated_at DESC, id DESC);
