@@ -61,6 +61,8 @@ type Config struct {
 	// Prices maps "provider/model" to its price per million tokens, for the cost strategy; a
 	// route target's own prices override it.
 	Prices map[string]router.PriceConfig `yaml:"prices,omitempty"`
+	// Sessions configures server-side sessions (docs/sessions.md).
+	Sessions SessionsConfig `yaml:"sessions"`
 }
 
 // routerConfig is the routing part of c.
@@ -261,6 +263,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
 	setDefault(&c.Auth.Mode, auth.ModeNone)
+	c.Sessions.applyDefaults()
 }
 
 func setDefault[T comparable](field *T, def T) {
@@ -370,6 +373,7 @@ func (c *Config) validate(providerTypes []string) error {
 	if err := c.routerConfig().Validate(models); err != nil {
 		errs = append(errs, err)
 	}
+	c.Sessions.validate(add)
 	return errors.Join(errs...)
 }
 

@@ -198,6 +198,11 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
 	}
+	sessions, closeSessions, err := buildSessions(ctx, cfg.Sessions)
+	if err != nil {
+		return fail(err)
+	}
+	cleanup = append(cleanup, closeSessions)
 
 	var lc net.ListenConfig
 	listen := func(name, addr string) (net.Listener, error) {
@@ -242,7 +247,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 	)
-	server.Register(grpcSrv, inst.routes.Load)
+	server.Register(grpcSrv, inst.routes.Load, server.WithSessions(sessions))
 	server.RegisterAdmin(grpcSrv, inst)
 	healthgrpc.RegisterHealthServer(grpcSrv, inst.health)
 	reflection.Register(grpcSrv)
@@ -275,7 +280,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 			inproc.WithTracerProvider(tel.TracerProvider()),
 			inproc.WithMeterProvider(tel.MeterProvider()),
 		)
-		server.Register(ch, inst.routes.Load)
+		server.Register(ch, inst.routes.Load, server.WithSessions(sessions))
 		server.RegisterAdmin(ch, inst)
 		gwConn = ch
 	}
@@ -357,6 +362,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 			_ = inst.gwConn.Close()
 		}
 		gwCancel()
+		closeSessions()
 		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if terr := tel.Shutdown(flushCtx); terr != nil {
 			log.Warn("telemetry flush", "err", terr)
