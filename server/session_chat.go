@@ -88,12 +88,15 @@ func errSessionNotFound(id string) *llm.Error {
 }
 
 // storeError maps a Store error to the error vocabulary: ErrNotFound → KindNotFound (the same
-// message as a missing id), ErrExists and ErrConflict → KindUnavailable (retryable), anything
-// else → KindUnavailable with the cause kept for operators only.
+// message as a missing id), ErrBadPageToken → KindInvalidArgument, context errors → canceled or
+// timeout, anything else (ErrConflict after the retries included) → KindUnavailable, with the
+// cause kept for operators only.
 func storeError(op, id string, err error) error {
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 		return errSessionNotFound(id)
+	case errors.Is(err, session.ErrBadPageToken):
+		return &llm.Error{Kind: llm.KindInvalidArgument, Param: "page_token", Message: "invalid page_token", Err: err}
 	case errors.Is(err, context.Canceled):
 		return llm.Wrap(llm.KindCanceled, err, "request canceled")
 	case errors.Is(err, context.DeadlineExceeded):
@@ -241,7 +244,7 @@ func (ss *sessions) commit(ctx context.Context, t *turn, answer llm.Message) err
 			hist = append(hist, session.Entry{Message: m, Turn: n, At: now})
 		}
 		hist = append(hist, session.Entry{Message: answer, Turn: n, At: now})
-		s.History, s.Turns, s.UpdatedAt = hist, n, now
+		s.History, s.Turns = hist, n
 		err := ss.store.Update(ctx, s)
 		if err == nil {
 			return nil

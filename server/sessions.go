@@ -36,7 +36,7 @@ type sessionService struct {
 }
 
 // CreateSession stores a new session with a UUIDv7 id. The model is required; the user defaults
-// to the caller's subject and the TTL to the configured default.
+// to the caller's subject and the TTL to the configured default. The store sets the timestamps.
 func (s *sessionService) CreateSession(ctx context.Context, in *pb.CreateSessionRequest) (*pb.CreateSessionResponse, error) {
 	p, err := principal(ctx)
 	if err != nil {
@@ -57,7 +57,6 @@ func (s *sessionService) CreateSession(ctx context.Context, in *pb.CreateSession
 	if err != nil {
 		return nil, llm.Wrap(llm.KindInternal, err, "session id")
 	}
-	now := s.now()
 	user := in.GetUser()
 	if user == "" {
 		user = p.Subject
@@ -72,8 +71,6 @@ func (s *sessionService) CreateSession(ctx context.Context, in *pb.CreateSession
 		Metadata:     in.GetMetadata(),
 		Archive:      in.GetArchive(),
 		TTL:          ttl,
-		CreatedAt:    now,
-		UpdatedAt:    now,
 	}
 	if err := s.store.Create(ctx, sess); err != nil {
 		return nil, storeError("create", sess.ID, err)
@@ -90,7 +87,8 @@ func (s *sessionService) GetSession(ctx context.Context, in *pb.GetSessionReques
 	return &pb.GetSessionResponse{Session: sessionToPB(sess)}, nil
 }
 
-// ListSessions pages through one user's sessions of the caller's tenant, newest first.
+// ListSessions pages through one user's sessions of the caller's tenant, most recently changed
+// first.
 func (s *sessionService) ListSessions(ctx context.Context, in *pb.ListSessionsRequest) (*pb.ListSessionsResponse, error) {
 	p, err := principal(ctx)
 	if err != nil {
@@ -171,7 +169,6 @@ func (s *sessionService) UpdateSession(ctx context.Context, in *pb.UpdateSession
 		if ttl > 0 {
 			sess.TTL = ttl
 		}
-		sess.UpdatedAt = s.now()
 		err = s.store.Update(ctx, sess)
 		if err == nil {
 			return &pb.UpdateSessionResponse{Session: sessionToPB(sess)}, nil

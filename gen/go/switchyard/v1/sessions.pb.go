@@ -645,7 +645,7 @@ func (x *ListSessionsRequest) GetPageToken() string {
 	return ""
 }
 
-// ListSessionsResponse is one page of sessions, newest first.
+// ListSessionsResponse is one page of sessions, the most recently changed first.
 type ListSessionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The sessions (without history).
@@ -1070,7 +1070,7 @@ func (x *ExportUserSessionsRequest) GetUser() string {
 // ExportUserSessionsResponse holds all of the user's sessions.
 type ExportUserSessionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The sessions, newest first, each with its history.
+	// The sessions, the most recently changed first, each with its history.
 	Sessions      []*ExportedSession `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

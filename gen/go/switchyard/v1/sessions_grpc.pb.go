@@ -44,7 +44,8 @@ type SessionServiceClient interface {
 	CreateSession(ctx context.Context, in *CreateSessionRequest, opts ...grpc.CallOption) (*CreateSessionResponse, error)
 	// GetSession describes one session (without its history).
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
-	// ListSessions lists the sessions of one user of the caller's tenant, newest first.
+	// ListSessions lists the sessions of one user of the caller's tenant, the most recently changed
+	// first.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 	// UpdateSession changes the fields that are set in the request and leaves the others.
 	UpdateSession(ctx context.Context, in *UpdateSessionRequest, opts ...grpc.CallOption) (*UpdateSessionResponse, error)
@@ -165,7 +166,8 @@ type SessionServiceServer interface {
 	CreateSession(context.Context, *CreateSessionRequest) (*CreateSessionResponse, error)
 	// GetSession describes one session (without its history).
 	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
-	// ListSessions lists the sessions of one user of the caller's tenant, newest first.
+	// ListSessions lists the sessions of one user of the caller's tenant, the most recently changed
+	// first.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	// UpdateSession changes the fields that are set in the request and leaves the others.
 	UpdateSession(context.Context, *UpdateSessionRequest) (*UpdateSessionResponse, error)
