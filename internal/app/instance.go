@@ -385,7 +385,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		}
 	}
 	if o.configPath != "" {
-		go inst.live.watch(inst.stop)
+		inst.live.watch(inst.stop)
 	}
 	inst.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	for _, l := range []struct{ name, addr string }{

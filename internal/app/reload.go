@@ -37,11 +37,12 @@ import (
 //   - Live fields: providers, aliases, routes, prices. Fields that need a restart (server.*,
 //     auth, log) are ignored with a warning and reported by ReloadConfig.
 
-// Timing of closing replaced providers.
+// providerCloseDelay covers a request that loaded the old router but has not started executing
+// its plan yet (router.InFlight does not count it). A variable for tests.
+var providerCloseDelay = time.Second
+
+// Timing of closing replaced providers and of the file watch.
 const (
-	// providerCloseDelay covers a request that loaded the old router but has not started
-	// executing its plan yet (router.InFlight does not count it).
-	providerCloseDelay = time.Second
 	// providerClosePoll is how often the retired routers' in-flight counts are checked.
 	providerClosePoll = 100 * time.Millisecond
 	// providerCloseMax closes replaced providers even if requests still run on them.
@@ -311,23 +312,10 @@ func restartFields(cur, next *Config) []string {
 	return out
 }
 
-// watch reloads the config file when its contents change, until stop is closed. It watches the
-// file's directory; if that fails it polls the file every watchPoll.
+// watch starts reloading the config file when its contents change, until stop is closed. It
+// watches the file's directory (set up before watch returns); if that fails it polls the file
+// every watchPoll.
 func (l *liveConfig) watch(stop <-chan struct{}) {
-	changed := func() {
-		data, err := os.ReadFile(l.path)
-		if err != nil {
-			l.log.Warn("config watch: cannot read the config file", "path", l.path, "err", err)
-			return
-		}
-		l.mu.Lock()
-		same := sha256.Sum256(data) == l.hash
-		l.mu.Unlock()
-		if same {
-			return
-		}
-		_, _ = l.apply(data) // logged by apply
-	}
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
 		if err = w.Add(filepath.Dir(l.path)); err != nil {
@@ -336,17 +324,41 @@ func (l *liveConfig) watch(stop <-chan struct{}) {
 	}
 	if err != nil {
 		l.log.Warn("config watch: cannot watch the directory, polling instead", "path", l.path, "err", err)
-		tick := time.NewTicker(watchPoll)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				changed()
-			}
+		go l.poll(stop)
+		return
+	}
+	go l.watchEvents(w, stop)
+}
+
+// changed reloads the config file if its contents differ from those last applied or rejected.
+func (l *liveConfig) changed() {
+	data, err := os.ReadFile(l.path)
+	if err != nil {
+		l.log.Warn("config watch: cannot read the config file", "path", l.path, "err", err)
+		return
+	}
+	l.mu.Lock()
+	same := sha256.Sum256(data) == l.hash
+	l.mu.Unlock()
+	if !same {
+		_, _ = l.apply(data) // logged by apply
+	}
+}
+
+func (l *liveConfig) poll(stop <-chan struct{}) {
+	tick := time.NewTicker(watchPoll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			l.changed()
 		}
 	}
+}
+
+func (l *liveConfig) watchEvents(w *fsnotify.Watcher, stop <-chan struct{}) {
 	defer w.Close()
 	debounce := time.NewTimer(time.Hour)
 	debounce.Stop()
@@ -370,7 +382,7 @@ func (l *liveConfig) watch(stop <-chan struct{}) {
 			}
 			debounce.Reset(watchDebounce)
 		case <-debounce.C:
-			changed()
+			l.changed()
 		}
 	}
 }
