@@ -55,8 +55,8 @@ func newRegistry() *provider.Registry {
 }
 
 // buildRouter builds every configured provider and a router over them and the routes, aliases
-// and prices, with fresh live state (breakers, latency figures). A reload should instead pass the
-// current router's State() to router.Build, so the live state carries over.
+// and prices, with fresh live state (breakers, latency figures). Start and reloads (reload.go)
+// build theirs with buildBackends, keeping the providers and the live state.
 func buildRouter(reg *provider.Registry, cfg *Config) (*router.Router, error) {
 	backends, _, err := buildBackends(reg, cfg, nil)
 	if err != nil {

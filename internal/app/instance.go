@@ -188,6 +188,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	}
 	rt, err := router.Build(backends, cfg.routerConfig(), router.NewState(router.WithLogger(log)))
 	if err != nil {
+		closeProviders(fresh(built, nil), log)
 		return fail(fmt.Errorf("config: %w", err))
 	}
 	// The router is swapped atomically: a reload or repoint (reload.go) replaces it without
@@ -198,7 +199,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
 	}
-	sessions, closeSessions, err := buildSessions(ctx, cfg.Sessions)
+	sessions, closeSessions, err := buildSessions(ctx, cfg.Sessions, log)
 	if err != nil {
 		return fail(err)
 	}

@@ -54,7 +54,9 @@ const (
 )
 
 // WithConfigFile names the file cfg was loaded from, so AdminService.ReloadConfig can re-read it
-// and the instance watches it for changes. Without it, reloads are refused; repoints still work.
+// and the instance watches it for changes. The file is re-read with WithGetenv's environment for
+// ${VAR} references and the SWITCHYARD_*_ADDR overrides. Without it, reloads are refused;
+// repoints still work.
 func WithConfigFile(path string) Option { return func(o *startOptions) { o.configPath = path } }
 
 // builtProvider is a provider built from its config, kept so a reload can reuse it when its
