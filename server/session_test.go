@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -21,11 +23,14 @@ import (
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/internal/session"
 	"github.com/switchyard/switchyard/internal/session/memstore"
+	"github.com/switchyard/switchyard/internal/session/redisstore"
+	"github.com/switchyard/switchyard/internal/session/sqlstore"
 	"github.com/switchyard/switchyard/server"
 )
 
@@ -112,9 +117,15 @@ func as(tenant, subject string, scopes ...string) context.Context {
 		"x-test-tenant", tenant, "x-test-subject", subject, "x-test-scopes", strings.Join(scopes, ",")))
 }
 
-// startSessions serves Register with sessions over a fakeStore and an echoProvider "up", with a
+// startSessions serves Register with sessions over a memstore and an echoProvider "up", with a
 // fake authenticator and error mapping.
 func startSessions(t testing.TB, cfg server.SessionConfig) sessionClients {
+	t.Helper()
+	return startSessionsWith(t, cfg, memstore.New())
+}
+
+// startSessionsWith is startSessions over store.
+func startSessionsWith(t testing.TB, cfg server.SessionConfig, store session.Store) sessionClients {
 	t.Helper()
 	up := &echoProvider{}
 	rt, err := router.New(map[string]router.Backend{"up": {Provider: up}}, nil)
@@ -136,7 +147,6 @@ func startSessions(t testing.TB, cfg server.SessionConfig) sessionClients {
 			return toStatus(h(srv, &principalStream{ss}))
 		}),
 	)
-	store := memstore.New()
 	server.Register(s, func() *router.Router { return rt }, server.WithSessions(server.NewSessions(store, cfg)))
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = s.Serve(lis) }()
@@ -501,12 +511,13 @@ func TestSessionsDisabled(t *testing.T) {
 	}
 }
 
-// BenchmarkChatTurn compares a blocking chat turn without a session to one that loads a session
-// from the memory store (a hit; 10 turns of history at most), merges it and appends the turn.
+// BenchmarkChatTurn compares a blocking chat turn without a session to turns that load a session
+// (up to 10 turns of history), merge it and append the turn, with the session in each tier alone:
+// memory (a hit), Redis at 127.0.0.1:6379 (skipped when absent) and SQLite.
 func BenchmarkChatTurn(b *testing.B) {
-	c := startSessions(b, server.SessionConfig{})
-	ctx := as("acme", "alice")
 	b.Run("without session", func(b *testing.B) {
+		c := startSessions(b, server.SessionConfig{})
+		ctx := as("acme", "alice")
 		req := &pb.CreateChatCompletionRequest{Model: "up/m1", Messages: userMsg("hello there")}
 		for b.Loop() {
 			if _, err := c.chat.CreateChatCompletion(ctx, req); err != nil {
@@ -514,19 +525,50 @@ func BenchmarkChatTurn(b *testing.B) {
 			}
 		}
 	})
-	b.Run("with session", func(b *testing.B) {
-		req := &pb.CreateChatCompletionRequest{Model: "up/m1", Messages: userMsg("hello there")}
-		i := 0
-		for b.Loop() {
-			if i%10 == 0 {
-				b.StopTimer()
-				req.SessionId = createSession(b, c, ctx, &pb.CreateSessionRequest{Model: "up/m1", SystemPrompt: "be brief"})
-				b.StartTimer()
-			}
-			i++
-			if _, err := c.chat.CreateChatCompletion(ctx, req); err != nil {
-				b.Fatal(err)
-			}
+	b.Run("session in memory", func(b *testing.B) { benchSessionTurns(b, memstore.New()) })
+	b.Run("session in Redis", func(b *testing.B) {
+		rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+		b.Cleanup(func() { rdb.Close() })
+		if err := rdb.Ping(b.Context()).Err(); err != nil {
+			b.Skipf("no Redis: %v", err)
 		}
+		prefix := "sy-bench-" + rand.Text()[:8] + ":"
+		b.Cleanup(func() {
+			keys, _ := rdb.Keys(context.Background(), prefix+"*").Result()
+			if len(keys) > 0 {
+				rdb.Del(context.Background(), keys...)
+			}
+		})
+		benchSessionTurns(b, redisstore.New(rdb, nil, redisstore.WithPrefix(prefix)))
 	})
+	b.Run("session in SQLite", func(b *testing.B) {
+		db, err := database.Open(b.Context(), database.Config{Driver: database.SQLite, DSN: b.TempDir() + "/s.db"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		st, err := sqlstore.New(b.Context(), db, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchSessionTurns(b, st)
+	})
+}
+
+func benchSessionTurns(b *testing.B, store session.Store) {
+	c := startSessionsWith(b, server.SessionConfig{}, store)
+	ctx := as("acme", "alice")
+	req := &pb.CreateChatCompletionRequest{Model: "up/m1", Messages: userMsg("hello there")}
+	i := 0
+	for b.Loop() {
+		if i%10 == 0 {
+			b.StopTimer()
+			req.SessionId = createSession(b, c, ctx, &pb.CreateSessionRequest{Model: "up/m1", SystemPrompt: "be brief"})
+			b.StartTimer()
+		}
+		i++
+		if _, err := c.chat.CreateChatCompletion(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
