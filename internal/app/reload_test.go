@@ -30,6 +30,8 @@ import (
 // served it. A request whose last message is "hold" waits until hold is closed. Close records
 // how many calls were still running.
 type identType struct {
+	fail   atomic.Bool // provider b fails every call with an upstream error
+	bCalls atomic.Int64
 	hold   chan struct{}
 	held   chan struct{}     // receives when a "hold" request starts waiting
 	closed chan identClosure // one per closed provider
@@ -57,6 +59,12 @@ type identProvider struct {
 func (p *identProvider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
 	p.active.Add(1)
 	defer p.active.Add(-1)
+	if p.name == "b" {
+		p.typ.bCalls.Add(1)
+		if p.typ.fail.Load() {
+			return nil, &llm.Error{Kind: llm.KindUpstream, Provider: "b", Message: "b is broken"}
+		}
+	}
 	if n := len(req.Messages); n > 0 && req.Messages[n-1].Text() == "hold" {
 		p.typ.held <- struct{}{}
 		select {
@@ -464,5 +472,99 @@ func TestListRoutes(t *testing.T) {
 	}
 	if tg := duo.Targets[0]; tg.Model != "a/m" || tg.Breaker != "closed" || !tg.Measured || tg.Successes != "1" {
 		t.Errorf("duo's target %+v, want a/m closed, measured, 1 success", tg)
+	}
+
+	// A repoint answers with the route as it now is, and the listing says where routing came from.
+	code, body = admin(t, inst, http.MethodPost, "/admin/v1/routes/chat:repoint", `{"targets":["b/m","a/m"]}`, "")
+	var rp struct {
+		Route struct {
+			Alias    bool   `json:"alias"`
+			Strategy string `json:"strategy"`
+			Targets  []struct {
+				Model string `json:"model"`
+			} `json:"targets"`
+		} `json:"route"`
+	}
+	if err := json.Unmarshal([]byte(body), &rp); err != nil || code != http.StatusOK {
+		t.Fatalf("repoint: %d %s %v", code, body, err)
+	}
+	if r := rp.Route; r.Alias || r.Strategy != "priority" || len(r.Targets) != 2 || r.Targets[0].Model != "b/m" {
+		t.Errorf("repointed route %+v, want a priority route b/m, a/m", r)
+	}
+	_, body = admin(t, inst, http.MethodGet, "/admin/v1/routes", "", "")
+	var list struct {
+		Source string `json:"source"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || list.Source != "repoint" {
+		t.Errorf("after repoint: %s, want source repoint", body)
+	}
+	code, body = admin(t, inst, http.MethodPost, "/admin/v1/routes/duo:repoint", `{"targets":["b/m"]}`, "")
+	if code != http.StatusBadRequest || !strings.Contains(body, "already a target") {
+		t.Errorf("repoint onto the route's shadow: %d %s, want 400", code, body)
+	}
+}
+
+// TestCanaryRollsBack: a canary takes its share of REST traffic; when it starts failing, clients
+// keep getting answers (from the stable target), the canary is rolled back within its window
+// and gets no more traffic, and ListRoutes shows it.
+func TestCanaryRollsBack(t *testing.T) {
+	extra := `routes:
+  - name: gen
+    targets: [{model: a/m}]
+    retry: {max_retries: 0}
+    breaker: {consecutive_failures: -1, error_rate: -1} # else b's breaker opens first and b gets no more attempts
+    canary: {model: b/m, percent: 50, window: 1m, max_error_rate: 0.2, min_requests: 5}
+`
+	inst, _, it, tap := startFromFile(t, reloadConfig("a/m", extra))
+	client := &http.Client{}
+	served := map[string]int{}
+	for range 40 {
+		code, body, err := chat(client, inst.HTTPAddr(), "gen", nil)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("healthy canary: %d %s %v", code, body, err)
+		}
+		served[answer(body)]++
+	}
+	if served["b"] == 0 || served["a"] == 0 {
+		t.Fatalf("served %v: want both the canary and the stable target", served)
+	}
+
+	it.fail.Store(true)
+	for range 60 {
+		code, body, err := chat(client, inst.HTTPAddr(), "gen", nil)
+		if err != nil || code != http.StatusOK || answer(body) != "a" {
+			t.Fatalf("failing canary: %d %s %v; want the stable target's answer", code, body, err)
+		}
+	}
+	line := tap.wait(t, "canary rolled back")
+	if line["route"] != "gen" || line["target"] != "b/m" {
+		t.Errorf("rollback log %v", line)
+	}
+	before := it.bCalls.Load()
+	for range 20 {
+		if code, body, _ := chat(client, inst.HTTPAddr(), "gen", nil); answer(body) != "a" {
+			t.Fatalf("after rollback: %d %s", code, body)
+		}
+	}
+	if n := it.bCalls.Load() - before; n != 0 {
+		t.Errorf("rolled-back canary got %d requests", n)
+	}
+	_, body := admin(t, inst, http.MethodGet, "/admin/v1/routes", "", "")
+	var list struct {
+		Routes []struct {
+			Name   string `json:"name"`
+			Canary *struct {
+				RolledBack     bool `json:"rolled_back"`
+				WindowFailures int  `json:"window_failures"`
+			} `json:"canary"`
+		} `json:"routes"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range list.Routes {
+		if r.Name == "gen" && (r.Canary == nil || !r.Canary.RolledBack || r.Canary.WindowFailures == 0) {
+			t.Errorf("ListRoutes canary %+v, want rolled back with failures in its window", r.Canary)
+		}
 	}
 }

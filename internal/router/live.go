@@ -45,10 +45,12 @@ func newLiveMetrics(m metric.Meter) liveMetrics {
 	var l liveMetrics
 	// Instrument errors only happen for invalid names or options, which are constants here.
 	l.switchTime, _ = m.Float64Histogram(MetricSwitchTime, metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300),
 		metric.WithDescription("Time from a routing change (reload, repoint) to the first request served by a new target."))
 	l.shadowRequests, _ = m.Int64Counter(MetricShadowRequests,
 		metric.WithDescription("Mirrored (shadow) requests by outcome: success, failure, dropped."))
 	l.shadowDuration, _ = m.Float64Histogram(MetricShadowDuration, metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 		metric.WithDescription("Latency of mirrored (shadow) requests."))
 	l.canaryRequests, _ = m.Int64Counter(MetricCanaryRequests,
 		metric.WithDescription("Attempts sent to a canary target by outcome: success, failure."))
