@@ -432,3 +432,16 @@ func (st *Store) parse(p string) (Invalidation, bool) {
 	}
 	return Invalidation{Tenant: rest[:j], ID: rest[j+1:], Version: v}, true
 }
+
+// Version returns the stored version of the session without reading or refreshing it;
+// ErrNotFound if absent.
+func (st *Store) Version(ctx context.Context, tenant, id string) (int64, error) {
+	v, err := st.rdb.HGet(ctx, st.recKey(tenant, id), "v").Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("redisstore.Version %s: %w", id, session.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("redisstore.Version %s: %w", id, err)
+	}
+	return v, nil
+}

@@ -249,3 +249,16 @@ func (st *Store) Count(ctx context.Context) (int64, error) {
 	}
 	return n, nil
 }
+
+// Version returns the stored version of the session; ErrNotFound if absent.
+func (st *Store) Version(ctx context.Context, tenant, id string) (int64, error) {
+	var v int64
+	err := st.db.QueryRowContext(ctx, st.qVersion, tenant, id).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("sqlstore.Version %s: %w", id, session.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlstore.Version %s: %w", id, err)
+	}
+	return v, nil
+}
