@@ -21,9 +21,10 @@ type chatService struct {
 	sessions *sessions // nil: sessions are not enabled
 }
 
-// withSession binds req to the session the request names, if any (see sessions.begin), and
-// returns the model to route. Without a session it returns in's model and a nil turn.
-func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompletionRequest, req *llm.ChatRequest) (*turn, string, error) {
+// withSession binds req to the session the request names, if any (see sessions.begin), echoes
+// the session's id with setHeader, and returns the model to route. Without a session it returns
+// in's model and a nil turn.
+func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompletionRequest, req *llm.ChatRequest, setHeader func(metadata.MD) error) (*turn, string, error) {
 	id := sessionID(ctx, in)
 	if id == "" {
 		return nil, in.GetModel(), nil
@@ -35,7 +36,7 @@ func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompleti
 	if err != nil {
 		return nil, "", err
 	}
-	_ = grpc.SetHeader(ctx, metadata.Pairs(SessionHeader, t.sess.ID))
+	_ = setHeader(metadata.Pairs(SessionHeader, t.sess.ID))
 	return t, model, nil
 }
 
@@ -62,7 +63,7 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 	if err != nil {
 		return nil, err
 	}
-	t, model, err := s.withSession(ctx, in, req)
+	t, model, err := s.withSession(ctx, in, req, func(md metadata.MD) error { return grpc.SetHeader(ctx, md) })
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +101,7 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 	if err != nil {
 		return err
 	}
-	t, model, err := s.withSession(ctx, inner, req)
+	t, model, err := s.withSession(ctx, inner, req, stream.SetHeader)
 	if err != nil {
 		return err
 	}
