@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/internal/session/memstore"
 	"github.com/switchyard/switchyard/internal/session/redisstore"
 	"github.com/switchyard/switchyard/internal/session/sqlstore"
+	"github.com/switchyard/switchyard/internal/session/tiered"
 	"github.com/switchyard/switchyard/server"
 )
 
@@ -113,8 +114,13 @@ func (c *SessionsConfig) validate(add func(format string, args ...any)) {
 }
 
 // buildSessions opens the configured store and returns the session state over it, and a
-// function releasing the store's connections (call it once the servers have stopped).
+// function releasing the store's connections (call it once the servers have stopped). A Redis
+// that does not answer or a database that cannot be opened fails it. log (slog.Default() when
+// nil) receives errors closing the store.
 func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*server.Sessions, func(), error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	var closers []func() error
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -178,7 +184,25 @@ func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*se
 		}
 		store = ss
 	case SessionBackendTiered:
-		return fail(errors.New("backend tiered is not available yet"))
+		tc := tiered.Config{Memory: mem(), StrictReads: c.StrictReads, Logger: log}
+		if len(c.Redis.Addrs) > 0 {
+			rs, err := openRedis()
+			if err != nil {
+				return fail(err)
+			}
+			tc.Redis = rs
+		}
+		ss, err := openSQL()
+		if err != nil {
+			return fail(err)
+		}
+		tc.SQL = ss
+		ts, err := tiered.New(context.WithoutCancel(ctx), tc)
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, ts.Close)
+		store = ts
 	default:
 		return fail(errors.New("unknown backend " + c.Backend))
 	}

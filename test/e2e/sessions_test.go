@@ -7,13 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -82,6 +85,13 @@ func withKey(ctx context.Context, key string) context.Context {
 // rest sends a REST request with key and extra headers; body is marshalled as JSON unless nil.
 func (g *sessionGateway) rest(t *testing.T, method, path, key string, header map[string]string, body any) (int, []byte) {
 	t.Helper()
+	code, _, b := g.restHeader(t, method, path, key, header, body)
+	return code, b
+}
+
+// restHeader is rest that also returns the response headers.
+func (g *sessionGateway) restHeader(t *testing.T, method, path, key string, header map[string]string, body any) (int, http.Header, []byte) {
+	t.Helper()
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -108,7 +118,7 @@ func (g *sessionGateway) rest(t *testing.T, method, path, key string, header map
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // restInto is rest that expects 200 and decodes the JSON answer into m.
@@ -156,14 +166,23 @@ func TestSessionsREST(t *testing.T) {
 	if _, err := uuid.Parse(s.GetId()); err != nil || s.GetUser() != "alice" || s.GetTtl().AsDuration().Minutes() != 15 {
 		t.Fatalf("created %v; want a UUID id, user alice, TTL 15m", &s)
 	}
+	// The first turn names the session in the body, the second (streamed) with the header; both
+	// answers echo the header.
+	first := chatBody("up/gpt-ok", "first", false)
+	first["session_id"] = s.GetId()
 	hdr := map[string]string{"X-Switchyard-Session-Id": s.GetId()}
-	code, b := g.rest(t, http.MethodPost, "/v1/chat/completions", acmeKey, hdr, chatBody("up/gpt-ok", "first", false))
-	if code != http.StatusOK || !strings.Contains(string(b), "pong: first") {
-		t.Fatalf("first turn: %d %s", code, b)
-	}
-	code, b = g.rest(t, http.MethodPost, "/v1/chat/completions", acmeKey, hdr, chatBody("up/gpt-ok", "second", true))
-	if code != http.StatusOK || !strings.Contains(string(b), "data: [DONE]") {
-		t.Fatalf("second turn (streamed): %d %s", code, b)
+	for _, turn := range []struct {
+		body   map[string]any
+		header map[string]string
+		want   string
+	}{
+		{first, nil, "pong: first"},
+		{chatBody("up/gpt-ok", "second", true), hdr, "data: [DONE]"},
+	} {
+		code, h, b := g.restHeader(t, http.MethodPost, "/v1/chat/completions", acmeKey, turn.header, turn.body)
+		if code != http.StatusOK || !strings.Contains(string(b), turn.want) || h.Get("X-Switchyard-Session-Id") != s.GetId() {
+			t.Fatalf("turn: %d %v %s; want 200 with %q and the session header", code, h, b, turn.want)
+		}
 	}
 	sent := g.up.last().Body
 	msgs, _ := sent["messages"].([]any)
@@ -444,5 +463,154 @@ func TestSessionsFailedTurnAppendsNothing(t *testing.T) {
 	want := []string{"1:user:kept", "1:assistant:pong: kept"}
 	if got := g.restHistory(t, acmeKey, id); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("history = %q; want only the good turn %q", got, want)
+	}
+}
+
+// redisForTest returns a client of the Redis at 127.0.0.1:6379 and a key prefix of this test
+// alone, and deletes the prefix's keys (only those) when the test ends. It skips the test when
+// no Redis answers.
+func redisForTest(t *testing.T) (*redis.Client, string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(t.Context()).Err(); err != nil {
+		t.Skipf("no Redis at 127.0.0.1:6379: %v", err)
+	}
+	prefix := "sy-e2e-" + uuid.NewString()[:8] + ":"
+	t.Cleanup(func() { deletePrefix(t, rdb, prefix) })
+	return rdb, prefix
+}
+
+// deletePrefix deletes every key starting with prefix, and nothing else.
+func deletePrefix(t *testing.T, rdb *redis.Client, prefix string) {
+	t.Helper()
+	ctx := context.WithoutCancel(t.Context())
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Errorf("scan %s*: %v", prefix, err)
+	}
+	if len(keys) > 0 {
+		if err := rdb.Del(ctx, keys...).Err(); err != nil {
+			t.Errorf("delete %s*: %v", prefix, err)
+		}
+	}
+}
+
+// tieredYAML is the sessions section of instances sharing Redis (under prefix) and one SQLite
+// archive file. strict_reads makes a memory hit check its version in Redis, so an instance never
+// serves a copy another instance has made stale.
+func tieredYAML(prefix, sqlite string) string {
+	return fmt.Sprintf(`sessions:
+  backend: tiered
+  strict_reads: true
+  redis: {addrs: [127.0.0.1:6379], prefix: %q}
+  sql: {driver: sqlite, dsn: %q}
+`, prefix, sqlite)
+}
+
+func grpcTurn(t *testing.T, g *sessionGateway, ctx context.Context, id, q string) {
+	t.Helper()
+	if _, err := g.chat.CreateChatCompletion(ctx, &pb.CreateChatCompletionRequest{Model: "up/gpt-ok", SessionId: id, Messages: []*pb.ChatMessage{textMsg("user", q)}}); err != nil {
+		t.Fatalf("turn %q: %v", q, err)
+	}
+}
+
+func grpcHistory(t *testing.T, g *sessionGateway, ctx context.Context, id string) []string {
+	t.Helper()
+	h, err := g.sessions.GetSessionHistory(ctx, &pb.GetSessionHistoryRequest{Id: id})
+	if err != nil {
+		t.Fatalf("history of %s: %v", id, err)
+	}
+	return lines(h.GetEntries())
+}
+
+// TestSessionsTwoInstances: two instances share Redis. A session created on A is continued on B
+// (over REST with the header), and A, which holds the session in its memory tier, sees B's turn
+// on its next read and continues after it.
+func TestSessionsTwoInstances(t *testing.T) {
+	_, prefix := redisForTest(t)
+	extra := tieredYAML(prefix, t.TempDir()+"/archive.db")
+	up := newFakeOpenAI(t)
+	a := connectSessions(t, startYAML(t, sessionsYAML(up.URL, extra)), up)
+	b := connectSessions(t, startYAML(t, sessionsYAML(up.URL, extra)), up)
+	ctx := withKey(t.Context(), acmeKey)
+
+	cr, err := a.sessions.CreateSession(ctx, &pb.CreateSessionRequest{Model: "up/gpt-ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := cr.GetSession().GetId()
+	grpcTurn(t, a, ctx, id, "on A")
+	if got := grpcHistory(t, a, ctx, id); len(got) != 2 {
+		t.Fatalf("A's history = %q; want its own turn", got)
+	}
+	if code, body := b.rest(t, http.MethodPost, "/v1/chat/completions", acmeKey, map[string]string{"X-Switchyard-Session-Id": id}, chatBody("up/gpt-ok", "on B", false)); code != http.StatusOK {
+		t.Fatalf("turn on B: %d %s", code, body)
+	}
+	want := []string{"1:user:on A", "1:assistant:pong: on A", "2:user:on B", "2:assistant:pong: on B"}
+	if got := grpcHistory(t, a, ctx, id); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("A's history after B's turn = %q; want %q", got, want)
+	}
+	grpcTurn(t, a, ctx, id, "on A again")
+	if got := grpcHistory(t, b, ctx, id); len(got) != 6 || got[4] != "3:user:on A again" {
+		t.Errorf("B's history = %q; want three turns, the third A's", got)
+	}
+	// Another tenant sees nothing on either instance.
+	for _, g := range []*sessionGateway{a, b} {
+		if _, err := g.sessions.GetSession(withKey(t.Context(), globexKey), &pb.GetSessionRequest{Id: id}); status.Code(err) != codes.NotFound {
+			t.Errorf("another tenant's read = %v; want NOT_FOUND", err)
+		}
+	}
+}
+
+// TestSessionsRestart: an archived session survives its instance stopping and Redis losing
+// every session key (the prefix is deleted); a session that was not archived does not.
+func TestSessionsRestart(t *testing.T) {
+	rdb, prefix := redisForTest(t)
+	ctx := withKey(t.Context(), acmeKey)
+	up := newFakeOpenAI(t)
+	yaml := sessionsYAML(up.URL, tieredYAML(prefix, t.TempDir()+"/archive.db"))
+	cfg, err := app.ParseConfig([]byte(yaml), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := app.Start(t.Context(), cfg, app.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := connectSessions(t, first, up)
+	archived, err := g.sessions.CreateSession(ctx, &pb.CreateSessionRequest{Model: "up/gpt-ok", Archive: true, SystemPrompt: "keep me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	transient, err := g.sessions.CreateSession(ctx, &pb.CreateSessionRequest{Model: "up/gpt-ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, lose := archived.GetSession().GetId(), transient.GetSession().GetId()
+	grpcTurn(t, g, ctx, keep, "remember this")
+	grpcTurn(t, g, ctx, lose, "forget this")
+	stop, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := first.Shutdown(stop); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	deletePrefix(t, rdb, prefix)
+
+	g = connectSessions(t, startYAML(t, yaml), up)
+	want := []string{"1:user:remember this", "1:assistant:pong: remember this"}
+	if got := grpcHistory(t, g, ctx, keep); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("archived session after restart = %q; want %q", got, want)
+	}
+	grpcTurn(t, g, ctx, keep, "and this")
+	if got := grpcHistory(t, g, ctx, keep); len(got) != 4 {
+		t.Errorf("archived session after a new turn = %q; want two turns", got)
+	}
+	if _, err := g.sessions.GetSession(ctx, &pb.GetSessionRequest{Id: lose}); status.Code(err) != codes.NotFound {
+		t.Errorf("unarchived session after restart and flush = %v; want NOT_FOUND", err)
 	}
 }
