@@ -14,12 +14,19 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard/switchyard/internal/redisx"
+)
+
+// reachErr is the result of the first ping: an unreachable server is not retried by every test.
+var (
+	reachOnce sync.Once
+	reachErr  error
 )
 
 // DefaultAddr is the node CI starts (.ci/run).
@@ -38,9 +45,12 @@ func Client(t testing.TB) redis.UniversalClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := redisx.Ping(ctx, c); err != nil {
+	reachOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		reachErr = redisx.Ping(ctx, c)
+	})
+	if err := reachErr; err != nil {
 		_ = c.Close()
 		if os.Getenv("CI") != "" {
 			t.Fatalf("Redis at %s is unreachable (CI is set): %v", addr, err)
