@@ -94,35 +94,51 @@ func (c *Codec) Seal(s *session.Session) (keyID string, data []byte, err error) 
 	if err != nil {
 		return "", nil, fmt.Errorf("codec.Seal %s: %w", s.ID, err)
 	}
+	return c.SealBytes(plain, aad(s.Tenant, s.ID))
+}
+
+// SealBytes encrypts plain with the primary key, binding ad (additional data) to it, for other
+// components that store sealed bytes (the audit log's bodies). It returns the key id ("" and
+// plain itself when the codec is plaintext) and the nonce followed by the ciphertext.
+func (c *Codec) SealBytes(plain, ad []byte) (keyID string, data []byte, err error) {
 	if c.primary == "" {
 		return "", plain, nil
 	}
 	aead := c.aeads[c.primary]
 	out := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	if _, err := rand.Read(out); err != nil {
-		return "", nil, fmt.Errorf("codec.Seal %s: nonce: %w", s.ID, err)
+		return "", nil, fmt.Errorf("codec.Seal: nonce: %w", err)
 	}
-	return c.primary, aead.Seal(out, out, plain, aad(s.Tenant, s.ID)), nil
+	return c.primary, aead.Seal(out, out, plain, ad), nil
+}
+
+// OpenBytes reverses SealBytes: it decrypts data sealed with keyID and ad ("" returns data as
+// is). Errors wrap ErrUnknownKey for a key the codec does not hold.
+func (c *Codec) OpenBytes(keyID string, data, ad []byte) ([]byte, error) {
+	if keyID == "" {
+		return data, nil
+	}
+	aead, ok := c.aeads[keyID]
+	if !ok {
+		return nil, fmt.Errorf("codec.Open: key id %q: %w", keyID, ErrUnknownKey)
+	}
+	if len(data) < aead.NonceSize() {
+		return nil, errors.New("codec.Open: record too short")
+	}
+	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], ad)
+	if err != nil {
+		return nil, fmt.Errorf("codec.Open: key %q: %w", keyID, err)
+	}
+	return plain, nil
 }
 
 // Open decrypts and decodes a record sealed for (tenant, id). Plaintext records (key id "") are
 // accepted even when keys are configured, so a deployment can turn encryption on without a
 // migration. A record of another tenant or id fails to open.
 func (c *Codec) Open(tenant, id, keyID string, data []byte) (*session.Session, error) {
-	plain := data
-	if keyID != "" {
-		aead, ok := c.aeads[keyID]
-		if !ok {
-			return nil, fmt.Errorf("codec.Open %s: key id %q: %w", id, keyID, ErrUnknownKey)
-		}
-		if len(data) < aead.NonceSize() {
-			return nil, fmt.Errorf("codec.Open %s: record too short", id)
-		}
-		var err error
-		plain, err = aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], aad(tenant, id))
-		if err != nil {
-			return nil, fmt.Errorf("codec.Open %s: key %q: %w", id, keyID, err)
-		}
+	plain, err := c.OpenBytes(keyID, data, aad(tenant, id))
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", id, err)
 	}
 	s := new(session.Session)
 	if err := json.Unmarshal(plain, s); err != nil {
