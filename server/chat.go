@@ -76,6 +76,9 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 	if err != nil {
 		return nil, err
 	}
+	if resp.Usage != nil {
+		llm.RecordUsage(ctx, *resp.Usage)
+	}
 	if t != nil {
 		if err := s.sessions.commit(ctx, t, answerMessage(resp)); err != nil {
 			return nil, err
@@ -115,6 +118,12 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 		return err
 	}
 	defer up.Close()
+	var usage *llm.Usage // the last usage the upstream reported
+	defer func() {
+		if usage != nil {
+			llm.RecordUsage(ctx, *usage)
+		}
+	}()
 
 	cv := chunkConverter{includeUsage: req.IncludeStreamUsage, model: res.Target.Model}
 	var answer *answerBuilder
@@ -134,6 +143,9 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 		}
 		if err != nil {
 			return err
+		}
+		if c.Usage != nil {
+			usage = c.Usage
 		}
 		if answer != nil {
 			answer.add(c)

@@ -52,6 +52,7 @@ func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmb
 		return nil, &llm.Error{Kind: llm.KindUpstream, Provider: target.ProviderName, Message: "upstream returned a wrong number of embeddings",
 			Err: fmt.Errorf("embed %s: got %d vectors for %d inputs", target.Name(), len(resp.Vectors), n)}
 	}
+	llm.RecordUsage(ctx, llm.Usage{PromptTokens: resp.PromptTokens, TotalTokens: resp.PromptTokens})
 	out := &pb.CreateEmbeddingResponse{
 		Object: "list",
 		Model:  resp.Model,
