@@ -32,15 +32,20 @@ var (
 // DefaultAddr is the node CI starts (.ci/run).
 const DefaultAddr = "127.0.0.1:6379"
 
+// Addr is the address of the test Redis: SWITCHYARD_TEST_REDIS, else DefaultAddr.
+func Addr() string {
+	if a := os.Getenv("SWITCHYARD_TEST_REDIS"); a != "" {
+		return a
+	}
+	return DefaultAddr
+}
+
 // Client returns a client of the test Redis (SWITCHYARD_TEST_REDIS, else DefaultAddr), closed at
 // the end of the test. Without a reachable server the test fails when CI is set and is skipped
 // otherwise.
 func Client(t testing.TB) redis.UniversalClient {
 	t.Helper()
-	addr := os.Getenv("SWITCHYARD_TEST_REDIS")
-	if addr == "" {
-		addr = DefaultAddr
-	}
+	addr := Addr()
 	c, err := redisx.NewClient(redisx.Config{Addrs: []string{addr}})
 	if err != nil {
 		t.Fatal(err)

@@ -69,6 +69,9 @@ func New(rdb redis.UniversalClient, c *codec.Codec, opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
+	if s.ttl <= 0 {
+		s.ttl = session.DefaultTTL
+	}
 	return s
 }
 
