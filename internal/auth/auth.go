@@ -1,9 +1,14 @@
-// Package auth decides who a caller is. An Authenticator turns the bearer token of a request into a
-// Principal (tenant, subject, scopes); the gRPC auth interceptor puts that Principal in the request
-// context, where the rest of the request finds it with FromContext.
+// Package auth decides who a caller is. An Authenticator turns the bearer token of a request (or
+// the verified client certificate of an mTLS connection) into a Principal (tenant, subject, scopes,
+// allowed models); the gRPC auth interceptor puts that Principal in the request context, where the
+// rest of the request finds it with FromContext.
 //
 // Modes: "none" admits every caller as the anonymous principal of tenant "default"; "api_key"
-// admits callers presenting one of the configured keys. Keys are kept only as SHA-256 hashes.
+// admits callers presenting one of the configured keys (kept only as SHA-256 hashes); "jwt" admits
+// callers presenting a JWT signed by a configured issuer; "both" sends a bearer token that looks like
+// a JWT (three dot-separated parts) to the JWT verifier and any other token to the API keys.
+// In every mode but "none", a caller that sends no token but whose verified client certificate
+// matches one of client_certs is that certificate's principal.
 package auth
 
 import (
@@ -11,7 +16,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/llm"
 )
@@ -20,26 +29,48 @@ import (
 const (
 	ModeNone   = "none"
 	ModeAPIKey = "api_key"
+	ModeJWT    = "jwt"
+	ModeBoth   = "both" // API keys and JWTs
 )
 
-// ScopeAll is the scope that grants every scope (see Principal.HasScope).
-const ScopeAll = "*"
-
 // anonymous is the principal of every caller in mode "none".
-var anonymous = Principal{Tenant: "default", Subject: "anonymous", Scopes: []string{ScopeAll}}
+var anonymous = Principal{Tenant: "default", Subject: "anonymous", Scopes: []string{ScopeAll}, Method: ModeNone}
 
 // Principal is an authenticated caller. Principals are shared between requests: treat them as
 // read-only.
 type Principal struct {
 	Tenant  string   // whose quota, sessions and audit trail the request belongs to
-	Subject string   // who is calling (the key's name for API keys)
+	Subject string   // who is calling (the key's name for API keys, the sub claim for JWTs)
 	KeyName string   // the API key's configured name, "" for other credentials
 	Scopes  []string // what the caller may do; ScopeAll grants everything
+	// Models are the models and aliases the caller may use ("provider/*" allows every model of
+	// a provider); empty allows every model.
+	Models []string
+	// Method is how the caller authenticated: "none", "api_key", "jwt" or "mtls".
+	Method string
 }
 
 // HasScope reports whether p holds scope s (or ScopeAll).
 func (p *Principal) HasScope(s string) bool {
 	return slices.Contains(p.Scopes, s) || slices.Contains(p.Scopes, ScopeAll)
+}
+
+// AllowsModel reports whether p may use model (as the client named it: "provider/model" or an
+// alias). An empty Models list allows every model; an entry "provider/*" allows every model of
+// that provider.
+func (p *Principal) AllowsModel(model string) bool {
+	if len(p.Models) == 0 {
+		return true
+	}
+	for _, m := range p.Models {
+		if m == model {
+			return true
+		}
+		if prefix, ok := strings.CutSuffix(m, "*"); ok && strings.HasSuffix(prefix, "/") && strings.HasPrefix(model, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 type principalKey struct{}
@@ -55,39 +86,147 @@ func FromContext(ctx context.Context) (*Principal, bool) {
 	return p, ok && p != nil
 }
 
-// Authenticator checks credentials. Implementations are safe for concurrent use.
+// Authenticator checks credentials. Implementations are safe for concurrent use. An
+// Authenticator returned by New may also be an io.Closer (JWKS refreshers): close it when done.
 type Authenticator interface {
-	// Authenticate checks a bearer token ("" when the caller sent none or an empty header).
+	// Authenticate checks a bearer token ("" when the caller sent none or an empty header) and,
+	// when there is no token, the client certificate in ctx (NewCertContext).
 	// Errors are *llm.Error of KindUnauthenticated.
 	Authenticate(ctx context.Context, token string) (*Principal, error)
 }
 
 // Config selects and configures the authenticator.
 type Config struct {
-	Mode    string   `yaml:"mode"` // "none" or "api_key"; "" means "none"
-	APIKeys []APIKey `yaml:"api_keys"`
+	Mode    string    `yaml:"mode"` // "none", "api_key", "jwt" or "both"; "" means "none"
+	APIKeys []APIKey  `yaml:"api_keys"`
+	JWT     JWTConfig `yaml:"jwt"`
+	// ClientCerts map verified mTLS client certificates to principals (server.tls.client_ca_file).
+	ClientCerts []ClientCert `yaml:"client_certs,omitempty"`
 }
 
 // APIKey is one accepted API key. Exactly one of Key and SHA256 is set.
 type APIKey struct {
-	Name   string   `yaml:"name"`
-	Key    string   `yaml:"key,omitempty"`    // plaintext (usually "${ENV}"); hashed at load and then dropped
-	SHA256 string   `yaml:"sha256,omitempty"` // hex sha256 of the key, so configs need not hold plaintext
-	Tenant string   `yaml:"tenant"`
+	Name   string `yaml:"name"`
+	Key    string `yaml:"key,omitempty"`    // plaintext (usually "${ENV}"); hashed at load and then dropped
+	SHA256 string `yaml:"sha256,omitempty"` // hex sha256 of the key, so configs need not hold plaintext
+	Tenant string `yaml:"tenant"`
+	// Scopes the key grants; empty means DefaultScopes (everything but admin).
 	Scopes []string `yaml:"scopes,omitempty"`
+	// Models the key may use (models or aliases, "provider/*" for a whole provider); empty means all.
+	Models []string `yaml:"models,omitempty"`
+	// ExpiresAt, when set, is the instant from which the key is refused (RFC 3339 in YAML).
+	ExpiresAt time.Time `yaml:"expires_at,omitempty"`
+	// Revoked keys are refused with a message saying so (keep a leaked key listed as revoked
+	// rather than deleting it, so its use shows up in logs as such).
+	Revoked bool `yaml:"revoked,omitempty"`
 }
 
+// Option adjusts New.
+type Option func(*options)
+
+type options struct {
+	now    func() time.Time
+	client *http.Client
+	log    *slog.Logger
+}
+
+// WithClock sets the clock used for key expiry and JWT time claims (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithHTTPClient sets the client that fetches JWKS documents. Without it a client with a 10 s
+// timeout is used.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// WithLogger sets the logger for background JWKS refreshes.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
 // New returns the authenticator cfg describes. It fails on an unknown mode, on keys without a name,
-// tenant or key material, on keys with both a plaintext key and a hash, on malformed hashes, and on
-// duplicate names or keys. The returned authenticator keeps no plaintext key.
-func New(cfg Config) (Authenticator, error) {
+// tenant or key material, on keys with both a plaintext key and a hash, on malformed hashes, on
+// duplicate names or keys, and on invalid JWT issuers (see JWTConfig) or client
+// certificate mappings. The returned authenticator keeps no plaintext key. New does no network
+// I/O: JWKS documents are fetched on first use, and refreshed in the background from then on until
+// the authenticator is closed.
+func New(cfg Config, opts ...Option) (Authenticator, error) {
+	o := options{now: time.Now, log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.client == nil {
+		o.client = &http.Client{Timeout: 10 * time.Second}
+	}
 	switch cfg.Mode {
 	case "", ModeNone:
 		return noneAuth{}, nil
-	case ModeAPIKey:
-		return newAPIKeyAuth(cfg.APIKeys)
+	case ModeAPIKey, ModeJWT, ModeBoth:
+	default:
+		return nil, fmt.Errorf("auth: unknown mode %q (want %q, %q, %q or %q)", cfg.Mode, ModeNone, ModeAPIKey, ModeJWT, ModeBoth)
 	}
-	return nil, fmt.Errorf("auth: unknown mode %q (want %q or %q)", cfg.Mode, ModeNone, ModeAPIKey)
+	a := &multiAuth{mode: cfg.Mode}
+	var err error
+	if cfg.Mode == ModeAPIKey || cfg.Mode == ModeBoth {
+		if a.keys, err = newAPIKeyAuth(cfg.APIKeys, o.now); err != nil {
+			return nil, err
+		}
+	} else if len(cfg.APIKeys) > 0 {
+		return nil, fmt.Errorf("auth: api_keys are set but mode %q does not use them (use %q)", cfg.Mode, ModeBoth)
+	}
+	if cfg.Mode == ModeJWT || cfg.Mode == ModeBoth {
+		if a.jwt, err = newJWTAuth(cfg.JWT, o); err != nil {
+			return nil, err
+		}
+	} else if len(cfg.JWT.Issuers) > 0 {
+		return nil, fmt.Errorf("auth: jwt.issuers are set but mode %q does not use them (use %q)", cfg.Mode, ModeBoth)
+	}
+	if a.certs, err = newCertAuth(cfg.ClientCerts); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// multiAuth dispatches a token to the API keys or the JWT verifier, and a missing token to the
+// client certificate mapping.
+type multiAuth struct {
+	mode  string
+	keys  *apiKeyAuth // nil unless mode api_key or both
+	jwt   *jwtAuth    // nil unless mode jwt or both
+	certs *certAuth   // nil without client_certs
+}
+
+func (a *multiAuth) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	if token == "" {
+		if a.certs != nil {
+			if p, ok := a.certs.principal(ctx); ok {
+				return p, nil
+			}
+		}
+		if a.keys == nil {
+			return nil, &llm.Error{Kind: llm.KindUnauthenticated, Code: "missing_token",
+				Message: "You didn't provide a token. Send it as 'Authorization: Bearer <token>'."}
+		}
+	}
+	if a.jwt != nil && (a.keys == nil || LooksLikeJWT(token)) {
+		return a.jwt.Authenticate(ctx, token)
+	}
+	return a.keys.Authenticate(ctx, token)
+}
+
+// Close stops background JWKS refreshes. It is safe to call more than once.
+func (a *multiAuth) Close() error {
+	if a.jwt != nil {
+		a.jwt.close()
+	}
+	return nil
+}
+
+// LooksLikeJWT reports whether token has the shape of a compact JWS: three non-empty
+// dot-separated parts (the signature part may not be empty either).
+func LooksLikeJWT(token string) bool {
+	h, rest, ok := strings.Cut(token, ".")
+	if !ok || h == "" {
+		return false
+	}
+	p, sig, ok := strings.Cut(rest, ".")
+	return ok && p != "" && sig != "" && !strings.Contains(sig, ".")
 }
 
 type noneAuth struct{}
@@ -99,14 +238,21 @@ func (noneAuth) Authenticate(context.Context, string) (*Principal, error) {
 // apiKeyAuth maps the SHA-256 of each key to its principal. Looking up a hash leaks nothing useful
 // through timing: learning a hash prefix does not help to find a key.
 type apiKeyAuth struct {
-	keys map[[sha256.Size]byte]*Principal
+	keys map[[sha256.Size]byte]*apiKey
+	now  func() time.Time
 }
 
-func newAPIKeyAuth(keys []APIKey) (*apiKeyAuth, error) {
+type apiKey struct {
+	p         *Principal
+	expiresAt time.Time // zero: never
+	revoked   bool
+}
+
+func newAPIKeyAuth(keys []APIKey, now func() time.Time) (*apiKeyAuth, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("auth: mode %q needs at least one entry in api_keys", ModeAPIKey)
 	}
-	a := &apiKeyAuth{keys: make(map[[sha256.Size]byte]*Principal, len(keys))}
+	a := &apiKeyAuth{keys: make(map[[sha256.Size]byte]*apiKey, len(keys)), now: now}
 	names := make(map[string]bool, len(keys))
 	for i, k := range keys {
 		where := fmt.Sprintf("auth: api_keys[%d]", i)
@@ -137,9 +283,18 @@ func newAPIKeyAuth(keys []APIKey) (*apiKeyAuth, error) {
 			return nil, fmt.Errorf("%s: key is empty (is its environment variable set?)", where)
 		}
 		if prev, dup := a.keys[sum]; dup {
-			return nil, fmt.Errorf("%s: same key as %q", where, prev.KeyName)
+			return nil, fmt.Errorf("%s: same key as %q", where, prev.p.KeyName)
 		}
-		a.keys[sum] = &Principal{Tenant: k.Tenant, Subject: k.Name, KeyName: k.Name, Scopes: slices.Clone(k.Scopes)}
+		scopes := slices.Clone(k.Scopes)
+		if len(scopes) == 0 {
+			scopes = slices.Clone(DefaultScopes)
+		}
+		a.keys[sum] = &apiKey{
+			p: &Principal{Tenant: k.Tenant, Subject: k.Name, KeyName: k.Name, Scopes: scopes,
+				Models: slices.Clone(k.Models), Method: ModeAPIKey},
+			expiresAt: k.ExpiresAt,
+			revoked:   k.Revoked,
+		}
 	}
 	return a, nil
 }
@@ -148,9 +303,14 @@ func (a *apiKeyAuth) Authenticate(_ context.Context, token string) (*Principal, 
 	if token == "" {
 		return nil, &llm.Error{Kind: llm.KindUnauthenticated, Message: "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", Code: "missing_api_key"}
 	}
-	p, ok := a.keys[sha256.Sum256([]byte(token))]
-	if !ok {
+	k, ok := a.keys[sha256.Sum256([]byte(token))]
+	switch {
+	case !ok:
 		return nil, &llm.Error{Kind: llm.KindUnauthenticated, Message: "Incorrect API key provided.", Code: "invalid_api_key"}
+	case k.revoked:
+		return nil, &llm.Error{Kind: llm.KindUnauthenticated, Message: "This API key has been revoked.", Code: "revoked_api_key"}
+	case !k.expiresAt.IsZero() && !a.now().Before(k.expiresAt):
+		return nil, &llm.Error{Kind: llm.KindUnauthenticated, Message: "This API key has expired.", Code: "expired_api_key"}
 	}
-	return p, nil
+	return k.p, nil
 }

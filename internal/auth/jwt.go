@@ -1,0 +1,329 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchyard/switchyard/internal/llm"
+)
+
+// JWT defaults.
+const (
+	DefaultClockSkew      = 30 * time.Second
+	MaxClockSkew          = 5 * time.Minute
+	DefaultJWKSRefresh    = 15 * time.Minute
+	DefaultJWKSMinRefresh = 30 * time.Second
+	DefaultTenantClaim    = "tenant"
+	DefaultSubjectClaim   = "sub"
+	DefaultScopeClaim     = "scope"
+	minHMACSecretBytes    = 32 // RFC 7518 §3.2: at least the hash size; HS256 is the smallest
+	maxJWKSBytes          = 1 << 20
+)
+
+// JWTConfig configures JWT verification (modes "jwt" and "both").
+type JWTConfig struct {
+	Issuers []Issuer `yaml:"issuers"`
+	// ClockSkew is the leeway for exp, nbf and iat; default DefaultClockSkew, at most MaxClockSkew.
+	ClockSkew time.Duration `yaml:"clock_skew,omitempty"`
+	// JWKSRefresh is how often JWKS documents are re-fetched in the background; default
+	// DefaultJWKSRefresh.
+	JWKSRefresh time.Duration `yaml:"jwks_refresh_interval,omitempty"`
+	// JWKSMinRefresh is the least time between two fetches of one JWKS document triggered by
+	// tokens with an unknown kid (so forged kids cannot make the gateway hammer the issuer);
+	// default DefaultJWKSMinRefresh.
+	JWKSMinRefresh time.Duration `yaml:"jwks_min_refresh_interval,omitempty"`
+}
+
+// Issuer is one trusted token issuer. Exactly one of JWKSURL, KeysFile and HMACSecret is set, and
+// Algorithms must fit it: HS256/HS384/HS512 with HMACSecret only; RS*, PS*, ES* and EdDSA with
+// JWKSURL or KeysFile only. A token is verified only with its issuer's keys, only with an
+// algorithm listed here, and only with a key of the type that algorithm needs.
+type Issuer struct {
+	Issuer     string   `yaml:"issuer"`     // the exact iss claim
+	Audience   string   `yaml:"audience"`   // required in the token's aud claim
+	Algorithms []string `yaml:"algorithms"` // accepted alg header values; "none" is never accepted
+	JWKSURL    string   `yaml:"jwks_url,omitempty"`
+	KeysFile   string   `yaml:"keys_file,omitempty"`   // PEM public keys/certificates or a JWK set
+	HMACSecret string   `yaml:"hmac_secret,omitempty"` // at least 32 bytes, usually "${ENV}"
+	// Claims the principal is read from. A dotted name reads a nested claim ("ext.tenant").
+	TenantClaim  string `yaml:"tenant_claim,omitempty"`  // default "tenant"; required in tokens
+	SubjectClaim string `yaml:"subject_claim,omitempty"` // default "sub"; required in tokens
+	ScopeClaim   string `yaml:"scope_claim,omitempty"`   // default "scope": a space-separated string or an array
+	ModelsClaim  string `yaml:"models_claim,omitempty"`  // optional: allowed models, string or array; absent allows all
+}
+
+// Algorithm families.
+var (
+	hmacAlgs       = []string{"HS256", "HS384", "HS512"}
+	asymmetricAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+// jwtAuth verifies JWTs of the configured issuers.
+type jwtAuth struct {
+	issuers map[string]*issuer
+	now     func() time.Time
+}
+
+type issuer struct {
+	cfg    Issuer
+	parser *jwt.Parser
+	keys   keySource
+}
+
+// keySource finds the keys that may verify a token with key id kid ("" when the token has none)
+// and algorithm alg. Errors are *llm.Error.
+type keySource interface {
+	keys(ctx context.Context, kid, alg string) ([]any, error)
+}
+
+func newJWTAuth(cfg JWTConfig, o options) (*jwtAuth, error) {
+	if len(cfg.Issuers) == 0 {
+		return nil, errors.New("auth: jwt.issuers: at least one issuer is required")
+	}
+	skew := cfg.ClockSkew
+	if skew == 0 {
+		skew = DefaultClockSkew
+	}
+	if skew < 0 || skew > MaxClockSkew {
+		return nil, fmt.Errorf("auth: jwt.clock_skew: must be between 0 and %v, got %v", MaxClockSkew, skew)
+	}
+	refresh, minRefresh := cfg.JWKSRefresh, cfg.JWKSMinRefresh
+	if refresh == 0 {
+		refresh = DefaultJWKSRefresh
+	}
+	if minRefresh == 0 {
+		minRefresh = DefaultJWKSMinRefresh
+	}
+	if refresh < 0 || minRefresh < 0 {
+		return nil, errors.New("auth: jwt: refresh intervals must not be negative")
+	}
+	a := &jwtAuth{issuers: map[string]*issuer{}, now: o.now}
+	for i, ic := range cfg.Issuers {
+		where := fmt.Sprintf("auth: jwt.issuers[%d]", i)
+		if ic.Issuer != "" {
+			where += " (" + ic.Issuer + ")"
+		}
+		is, err := newIssuer(ic, skew, refresh, minRefresh, o)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if _, dup := a.issuers[ic.Issuer]; dup {
+			return nil, fmt.Errorf("%s: duplicate issuer", where)
+		}
+		a.issuers[ic.Issuer] = is
+	}
+	return a, nil
+}
+
+func newIssuer(ic Issuer, skew, refresh, minRefresh time.Duration, o options) (*issuer, error) {
+	if ic.Issuer == "" {
+		return nil, errors.New("issuer is required")
+	}
+	if ic.Audience == "" {
+		return nil, errors.New("audience is required")
+	}
+	if len(ic.Algorithms) == 0 {
+		return nil, errors.New("algorithms is required (pin the algorithms this issuer signs with)")
+	}
+	sources := 0
+	for _, s := range []string{ic.JWKSURL, ic.KeysFile, ic.HMACSecret} {
+		if s != "" {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return nil, errors.New("set exactly one of jwks_url, keys_file and hmac_secret")
+	}
+	allowed := asymmetricAlgs
+	if ic.HMACSecret != "" {
+		allowed = hmacAlgs
+	}
+	for _, alg := range ic.Algorithms {
+		if !slices.Contains(allowed, alg) {
+			return nil, fmt.Errorf("algorithm %q cannot be used with this issuer's key source (allowed: %s)", alg, strings.Join(allowed, ", "))
+		}
+	}
+	is := &issuer{cfg: ic}
+	switch {
+	case ic.HMACSecret != "":
+		if len(ic.HMACSecret) < minHMACSecretBytes {
+			return nil, fmt.Errorf("hmac_secret must be at least %d bytes", minHMACSecretBytes)
+		}
+		is.keys = &staticKeys{set: &keySet{noKid: []jwkKey{{key: []byte(ic.HMACSecret)}}}}
+	case ic.KeysFile != "":
+		data, err := os.ReadFile(ic.KeysFile)
+		if err != nil {
+			return nil, fmt.Errorf("keys_file: %w", err)
+		}
+		set, err := parseKeys(data)
+		if err != nil {
+			return nil, fmt.Errorf("keys_file %s: %w", ic.KeysFile, err)
+		}
+		is.keys = &staticKeys{set: set}
+	default:
+		u, err := url.Parse(ic.JWKSURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("jwks_url %q is not an http(s) URL", ic.JWKSURL)
+		}
+		is.keys = newRemoteKeys(ic.JWKSURL, refresh, minRefresh, o)
+	}
+	if ic.TenantClaim == "" {
+		is.cfg.TenantClaim = DefaultTenantClaim
+	}
+	if ic.SubjectClaim == "" {
+		is.cfg.SubjectClaim = DefaultSubjectClaim
+	}
+	if ic.ScopeClaim == "" {
+		is.cfg.ScopeClaim = DefaultScopeClaim
+	}
+	is.parser = jwt.NewParser(
+		jwt.WithValidMethods(slices.Clone(ic.Algorithms)),
+		jwt.WithIssuer(ic.Issuer),
+		jwt.WithAudience(ic.Audience),
+		jwt.WithLeeway(skew),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(o.now),
+	)
+	return is, nil
+}
+
+// close stops the background refreshes of every JWKS issuer.
+func (a *jwtAuth) close() {
+	for _, is := range a.issuers {
+		if r, ok := is.keys.(*remoteKeys); ok {
+			r.close()
+		}
+	}
+}
+
+func unauthenticated(code, format string, args ...any) *llm.Error {
+	return &llm.Error{Kind: llm.KindUnauthenticated, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Authenticate verifies token: the issuer it names must be configured, its alg header must be one
+// of that issuer's algorithms, its signature must verify with one of that issuer's keys of the
+// right type (selected by kid), and exp (required), nbf, iat, iss and aud must hold, allowing for
+// the clock skew. The principal is read from the issuer's claims; tenant and subject are required.
+func (a *jwtAuth) Authenticate(ctx context.Context, token string) (*Principal, error) {
+	if token == "" {
+		return nil, unauthenticated("missing_token", "You didn't provide a token. Send it as 'Authorization: Bearer <token>'.")
+	}
+	if !LooksLikeJWT(token) {
+		return nil, unauthenticated("invalid_token", "The bearer token is not a JWT.")
+	}
+	// Read iss and alg without trusting them, to pick the issuer whose keys and algorithms apply.
+	var unverified jwt.MapClaims
+	tok, _, err := jwt.NewParser().ParseUnverified(token, &unverified)
+	if err != nil {
+		return nil, unauthenticated("invalid_token", "The token is malformed.")
+	}
+	iss, _ := unverified["iss"].(string)
+	is, ok := a.issuers[iss]
+	if !ok {
+		return nil, unauthenticated("invalid_issuer", "The token's issuer is not trusted.")
+	}
+	if alg, _ := tok.Header["alg"].(string); !slices.Contains(is.cfg.Algorithms, alg) {
+		return nil, unauthenticated("invalid_algorithm", "The token's algorithm %q is not accepted for its issuer.", alg)
+	}
+	claims := jwt.MapClaims{}
+	_, err = is.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		keys, err := is.keys.keys(ctx, kid, t.Method.Alg())
+		if err != nil {
+			return nil, err
+		}
+		vs := jwt.VerificationKeySet{}
+		for _, k := range keys {
+			vs.Keys = append(vs.Keys, k)
+		}
+		return vs, nil
+	})
+	if err != nil {
+		return nil, jwtError(err)
+	}
+	p := &Principal{Method: ModeJWT}
+	if p.Tenant, _ = claim(claims, is.cfg.TenantClaim).(string); p.Tenant == "" {
+		return nil, unauthenticated("invalid_token", "The token has no %q claim naming the tenant.", is.cfg.TenantClaim)
+	}
+	if p.Subject, _ = claim(claims, is.cfg.SubjectClaim).(string); p.Subject == "" {
+		return nil, unauthenticated("invalid_token", "The token has no %q claim naming the subject.", is.cfg.SubjectClaim)
+	}
+	if p.Scopes, ok = stringList(claim(claims, is.cfg.ScopeClaim)); !ok {
+		return nil, unauthenticated("invalid_token", "The token's %q claim is not a string or an array of strings.", is.cfg.ScopeClaim)
+	}
+	if is.cfg.ModelsClaim != "" {
+		if p.Models, ok = stringList(claim(claims, is.cfg.ModelsClaim)); !ok {
+			return nil, unauthenticated("invalid_token", "The token's %q claim is not a string or an array of strings.", is.cfg.ModelsClaim)
+		}
+	}
+	return p, nil
+}
+
+// jwtError turns a parser error into the client's error: *llm.Error from key lookup as is,
+// otherwise a KindUnauthenticated error saying which check failed.
+func jwtError(err error) *llm.Error {
+	var le *llm.Error
+	if errors.As(err, &le) {
+		return le
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return unauthenticated("token_expired", "The token has expired.")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return unauthenticated("token_not_yet_valid", "The token is not valid yet.")
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return unauthenticated("token_not_yet_valid", "The token was issued in the future.")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return unauthenticated("invalid_token", "The token has no exp claim.")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return unauthenticated("invalid_audience", "The token is not meant for this gateway (aud).")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return unauthenticated("invalid_issuer", "The token's issuer is not trusted.")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return unauthenticated("invalid_signature", "The token's signature does not verify.")
+	}
+	return unauthenticated("invalid_token", "The token is invalid.")
+}
+
+// claim returns the value at the dotted path name in c, or nil.
+func claim(c jwt.MapClaims, name string) any {
+	var v any = map[string]any(c)
+	for part := range strings.SplitSeq(name, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[part]
+	}
+	return v
+}
+
+// stringList reads a space-separated string or an array of strings; nil is an empty list.
+func stringList(v any) ([]string, bool) {
+	switch v := v.(type) {
+	case nil:
+		return nil, true
+	case string:
+		return strings.Fields(v), true
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
+}
