@@ -9,7 +9,9 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/errmap"
@@ -23,7 +25,7 @@ import (
 func authFunc(a auth.Authenticator) grpcauth.AuthFunc {
 	return func(ctx context.Context) (context.Context, error) {
 		token, schemeErr := bearerToken(ctx)
-		p, err := a.Authenticate(ctx, token)
+		p, err := a.Authenticate(withClientCert(ctx), token)
 		if err != nil {
 			if schemeErr != nil {
 				err = schemeErr
@@ -33,6 +35,20 @@ func authFunc(a auth.Authenticator) grpcauth.AuthFunc {
 		logging.AddFields(ctx, logging.Fields{fieldTenant, p.Tenant, fieldSubject, p.Subject})
 		return auth.NewContext(ctx, p), nil
 	}
+}
+
+// withClientCert adds the leaf of the caller's verified mTLS chain to ctx (auth.NewCertContext), if
+// the connection has one. Unverified certificates (client_auth without client CAs) are ignored.
+func withClientCert(ctx context.Context) context.Context {
+	pr, ok := peer.FromContext(ctx)
+	if !ok {
+		return ctx
+	}
+	ti, ok := pr.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return ctx
+	}
+	return auth.NewCertContext(ctx, ti.State.VerifiedChains[0][0])
 }
 
 // bearerToken returns the token of "Bearer <token>" (scheme case-insensitive), "" for a missing or

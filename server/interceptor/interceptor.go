@@ -4,10 +4,11 @@
 //	request id  x-request-id taken from the caller when sane, generated otherwise; echoed as a header
 //	logging     one line per finished call (method, code, duration, request id, tenant); no payloads
 //	auth        bearer token → auth.Principal in the context (health and reflection are exempt)
+//	authz       the principal holds the RPC's scope and may use the requested model (authz.go)
 //	validation  hand-written checks of each request; violations are INVALID_ARGUMENT with a param
 //	errors      innermost: *llm.Error → gRPC status with ErrorInfo; logs upstream failures
 //
-// Errors are mapped to statuses where they arise: auth and validation map their own (they sit
+// Errors are mapped to statuses where they arise: auth, authz and validation map their own (they sit
 // outside the errors interceptor), so logging sees the final code of every call.
 package interceptor
 
@@ -33,7 +34,7 @@ func (c Config) logger() *slog.Logger {
 }
 
 // Unary returns the unary chain, outermost first: recovery → request id → logging → auth →
-// validation → errors. Pass it to grpc.ChainUnaryInterceptor. It panics if cfg.Authenticator is nil.
+// authz → validation → errors. Pass it to grpc.ChainUnaryInterceptor. It panics if cfg.Authenticator is nil.
 func Unary(cfg Config) []grpc.UnaryServerInterceptor {
 	log := cfg.logger()
 	return []grpc.UnaryServerInterceptor{
@@ -41,6 +42,7 @@ func Unary(cfg Config) []grpc.UnaryServerInterceptor {
 		unaryRequestID,
 		unaryLogging(log),
 		unaryAuth(mustAuthenticator(cfg)),
+		unaryAuthorization,
 		unaryValidation,
 		unaryErrors(log),
 	}
@@ -55,6 +57,7 @@ func Stream(cfg Config) []grpc.StreamServerInterceptor {
 		streamRequestID,
 		streamLogging(log),
 		streamAuth(mustAuthenticator(cfg)),
+		streamAuthorization,
 		streamValidation,
 		streamErrors(log),
 	}
