@@ -1,0 +1,267 @@
+// Package audit keeps Switchyard's audit log: one Record per request (gRPC and REST alike),
+// written off the request path by a Writer through a bounded buffer into a Sink (the SQL Store,
+// or a JSON-lines file), and kept 180 days by default.
+//
+// # Tamper evidence
+//
+// Records form one hash chain per tenant: each record carries the hash of the previous record
+// of its tenant (PrevHash) and its own hash (Hash), and records are numbered 1, 2, 3, ... per
+// tenant (Seq). Editing, removing or reordering a record breaks the chain at that record, which
+// Verify reports. Pruning removes a prefix of a tenant's chain and keeps the hash of the last
+// removed record as the chain's anchor (its checkpoint), so what remains still verifies.
+//
+// The hash is SHA-256 over a canonical serialisation (see Record.Hash for the exact bytes).
+// Bodies are not hashed themselves: the chain covers BodyDigest, the SHA-256 of the body as
+// first stored (sealed when encryption is on), so a body can be erased for privacy (EraseBodies)
+// while the chain, and the proof that a body existed, remain.
+//
+// # Privacy
+//
+// Bodies (request and response JSON) are kept only when enabled, after redaction, and sealed
+// with the configured keys (AES-256-GCM with key ids, internal/session/codec). Erasing a data
+// subject removes the bodies of the records whose principal subject or end user (the request's
+// "user" field) is that subject; the metadata (who called what, when, with what outcome) stays
+// until the retention ends, as security logging is a legitimate interest (GDPR art. 6(1)(f),
+// art. 17(3)(e); CCPA §1798.105(d)). docs/audit.md states the policy.
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+// DefaultRetention is how long records are kept unless configured otherwise.
+const DefaultRetention = 180 * 24 * time.Hour
+
+// HashSize is the size of PrevHash, Hash and BodyDigest.
+const HashSize = sha256.Size
+
+// Status classes (Record.Class): the five error classes of the design, plus ok and canceled.
+const (
+	ClassOK             = "ok"
+	ClassAuthentication = "authentication"
+	ClassQuota          = "quota"
+	ClassParameter      = "parameter"
+	ClassService        = "service"
+	ClassBusiness       = "business"
+	ClassCanceled       = "canceled"
+)
+
+// Transports (Record.Transport).
+const (
+	TransportGRPC = "grpc"
+	TransportREST = "rest"
+)
+
+// Record is one audited request. Fields up to BodyDigest are covered by the hash chain.
+type Record struct {
+	Tenant       string
+	Seq          int64     // position in the tenant's chain, from 1; assigned by the sink
+	Time         time.Time // when the request arrived; stored with microsecond precision
+	RequestID    string
+	TraceID      string
+	Subject      string // the principal's subject
+	KeyName      string // the principal's API key name, "" for other credentials
+	User         string // the end user the request names (OpenAI "user"), if any
+	Transport    string // TransportGRPC or TransportREST
+	RPC          string // full gRPC method, e.g. /switchyard.v1.ChatService/CreateChatCompletion
+	Model        string // the model the caller asked for
+	Target       string // "provider/model" that answered (or was tried last)
+	Attempts     int    // upstream calls, retries and fallbacks included
+	Class        string // Class* constant
+	Code         string // gRPC status code name, e.g. "OK", "RESOURCE_EXHAUSTED"
+	InputTokens  int64
+	OutputTokens int64
+	Latency      time.Duration // stored in microseconds
+	ClientAddr   string        // the peer of the gRPC call
+	ForwardedFor string        // X-Forwarded-For as the REST gateway (or a proxy) passed it
+	BodyKeyID    string        // key that sealed Body, "" for plaintext
+	BodyDigest   []byte        // SHA-256 of Body as first stored; nil without a body
+	PrevHash     []byte        // Hash of the tenant's previous record (or the checkpoint)
+	Hash         []byte        // ComputeHash(PrevHash)
+
+	Body     []byte    // sealed request/response JSON; nil when off or erased
+	ErasedAt time.Time // when Body was erased; zero if never
+}
+
+// canonicalVersion starts every hashed serialisation; a new format gets a new version.
+const canonicalVersion = "switchyard.audit.v1\n"
+
+// ComputeHash returns the hash of r chained to prev: SHA-256 of
+//
+//	"switchyard.audit.v1\n" || prev (32 bytes; 32 zero bytes for a tenant's first record)
+//	|| the fields in this order: Tenant, Seq, Time (Unix microseconds), RequestID, TraceID,
+//	   Subject, KeyName, User, Transport, RPC, Model, Target, Attempts, Class, Code, InputTokens,
+//	   OutputTokens, Latency (microseconds), ClientAddr, ForwardedFor, BodyKeyID, BodyDigest
+//
+// where each integer is 8 bytes big-endian (two's complement) and each string or byte field is
+// its length as 4 bytes big-endian followed by its bytes. The encoding is unambiguous: no two
+// different records serialise to the same bytes.
+func (r *Record) ComputeHash(prev []byte) []byte {
+	h := sha256.New()
+	var buf [8]byte
+	putInt := func(v int64) {
+		binary.BigEndian.PutUint64(buf[:], uint64(v))
+		h.Write(buf[:])
+	}
+	putBytes := func(b []byte) {
+		binary.BigEndian.PutUint32(buf[:4], uint32(len(b)))
+		h.Write(buf[:4])
+		h.Write(b)
+	}
+	putString := func(s string) {
+		binary.BigEndian.PutUint32(buf[:4], uint32(len(s)))
+		h.Write(buf[:4])
+		h.Write([]byte(s))
+	}
+	h.Write([]byte(canonicalVersion))
+	if len(prev) == 0 {
+		prev = make([]byte, HashSize)
+	}
+	h.Write(prev)
+	putString(r.Tenant)
+	putInt(r.Seq)
+	putInt(r.Time.UnixMicro())
+	putString(r.RequestID)
+	putString(r.TraceID)
+	putString(r.Subject)
+	putString(r.KeyName)
+	putString(r.User)
+	putString(r.Transport)
+	putString(r.RPC)
+	putString(r.Model)
+	putString(r.Target)
+	putInt(int64(r.Attempts))
+	putString(r.Class)
+	putString(r.Code)
+	putInt(r.InputTokens)
+	putInt(r.OutputTokens)
+	putInt(r.Latency.Microseconds())
+	putString(r.ClientAddr)
+	putString(r.ForwardedFor)
+	putString(r.BodyKeyID)
+	putBytes(r.BodyDigest)
+	return h.Sum(nil)
+}
+
+// chain sets r's Seq, PrevHash and Hash as the record after (seq, prev) and normalises Time and
+// Latency to the stored precision.
+func (r *Record) chain(seq int64, prev []byte) {
+	r.Time = time.UnixMicro(r.Time.UnixMicro()).UTC()
+	r.Latency = time.Duration(r.Latency.Microseconds()) * time.Microsecond
+	if len(prev) == 0 {
+		prev = make([]byte, HashSize)
+	}
+	r.Seq = seq
+	r.PrevHash = prev
+	r.Hash = r.ComputeHash(prev)
+}
+
+// ClassOf returns the status class of a gRPC code.
+func ClassOf(c codes.Code) string {
+	switch c {
+	case codes.OK:
+		return ClassOK
+	case codes.Canceled:
+		return ClassCanceled
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return ClassAuthentication
+	case codes.ResourceExhausted:
+		return ClassQuota
+	case codes.InvalidArgument, codes.NotFound, codes.OutOfRange, codes.AlreadyExists:
+		return ClassParameter
+	case codes.FailedPrecondition:
+		return ClassBusiness
+	}
+	return ClassService
+}
+
+// Sink stores records. Append assigns each record its Seq, PrevHash and Hash (in order, per
+// tenant) and stores them; it is safe for concurrent use, also by several processes sharing the
+// sink's storage where the sink says so.
+type Sink interface {
+	Append(ctx context.Context, recs []*Record) error
+	Close() error
+}
+
+// Filter selects records for Store.Query. Tenant is required; the other fields narrow.
+type Filter struct {
+	Tenant    string
+	From, To  time.Time // [From, To); zero: unbounded
+	Subject   string    // principal subject
+	RequestID string
+	PageSize  int    // default 100, at most 1000
+	PageToken string // from the previous page's next token
+}
+
+// Problem is the first record of a tenant's chain that fails verification.
+type Problem struct {
+	Tenant string
+	Seq    int64
+	Reason string
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("tenant %q record %d: %s", p.Tenant, p.Seq, p.Reason)
+}
+
+// ErrInvalidPageToken is returned by Query for a page token it did not make.
+var ErrInvalidPageToken = errors.New("audit: invalid page token")
+
+// verifier checks one tenant's records in seq order, starting after its anchor.
+type verifier struct {
+	tenant  string
+	seq     int64
+	hash    []byte
+	problem *Problem
+}
+
+func newVerifier(tenant string, anchorSeq int64, anchorHash []byte) *verifier {
+	if len(anchorHash) == 0 {
+		anchorHash = make([]byte, HashSize)
+	}
+	return &verifier{tenant: tenant, seq: anchorSeq, hash: anchorHash}
+}
+
+// next checks r; it reports false (and records the problem) at the first bad record.
+func (v *verifier) next(r *Record) bool {
+	if v.problem != nil {
+		return false
+	}
+	fail := func(reason string) bool {
+		v.problem = &Problem{Tenant: v.tenant, Seq: r.Seq, Reason: reason}
+		return false
+	}
+	switch {
+	case r.Seq != v.seq+1:
+		return fail(fmt.Sprintf("sequence gap: expected record %d", v.seq+1))
+	case !bytes.Equal(r.PrevHash, v.hash):
+		return fail("previous-hash link does not match the preceding record")
+	case !bytes.Equal(r.Hash, r.ComputeHash(r.PrevHash)):
+		return fail("contents do not match the record's hash")
+	case r.Body != nil && !bytes.Equal(digest(r.Body), r.BodyDigest):
+		return fail("body does not match its digest")
+	}
+	v.seq, v.hash = r.Seq, r.Hash
+	return true
+}
+
+// end checks the chain reached the tenant's head (no records were cut off at the end).
+func (v *verifier) end(headSeq int64, headHash []byte) {
+	if v.problem == nil && (v.seq != headSeq || !bytes.Equal(v.hash, headHash)) {
+		v.problem = &Problem{Tenant: v.tenant, Seq: v.seq + 1,
+			Reason: fmt.Sprintf("chain ends at record %d but its head is record %d", v.seq, headSeq)}
+	}
+}
+
+func digest(b []byte) []byte {
+	s := sha256.Sum256(b)
+	return s[:]
+}

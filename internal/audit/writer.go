@@ -1,0 +1,261 @@
+package audit
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/switchyard/switchyard/internal/session/codec"
+)
+
+// Defaults of WriterOptions.
+const (
+	DefaultBufferSize = 8192
+	DefaultBatchSize  = 256
+)
+
+// Drop reasons (the "reason" attribute of the dropped-records counter).
+const (
+	DropBufferFull = "buffer_full" // the buffer was full: the sink is slower than the traffic
+	DropSinkError  = "sink_error"  // the sink failed on every retry
+	DropClosed     = "closed"      // written after Close
+)
+
+// MetricDropped counts records that were not stored, by reason. Alert on any increase, e.g. in
+// Prometheus: increase(switchyard_audit_records_dropped_total[5m]) > 0.
+const MetricDropped = "switchyard.audit.records.dropped"
+
+// MetricWritten counts records stored.
+const MetricWritten = "switchyard.audit.records.written"
+
+// dropLogInterval bounds how often drops are logged.
+const dropLogInterval = 10 * time.Second
+
+// Entry is one request to audit: its record and, when bodies are kept, a function returning the
+// body, called on the writer's goroutine (off the request path).
+type Entry struct {
+	Record *Record
+	Body   func() *Body
+
+	flushed chan struct{} // a Flush marker, not a record
+}
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	BufferSize    int // entries waiting for the sink (default DefaultBufferSize)
+	BatchSize     int // records per Append at most (default DefaultBatchSize)
+	Logger        *slog.Logger
+	MeterProvider metric.MeterProvider // nil: the global provider
+	Redactor      *Redactor            // nil: bodies kept as they are
+	Codec         *codec.Codec         // seals bodies; nil: plaintext
+	// RetryDelays are the waits before retrying a failed Append (default 100ms, 500ms, 2s).
+	RetryDelays []time.Duration
+}
+
+// Writer writes entries to a sink asynchronously through a bounded buffer. Write never blocks:
+// when the buffer is full the entry is dropped, counted (MetricDropped, Dropped) and logged at
+// warn at most every 10 s. A Writer is safe for concurrent use.
+type Writer struct {
+	sink  Sink
+	opts  WriterOptions
+	log   *slog.Logger
+	codec *codec.Codec
+
+	mu     sync.RWMutex // guards closed against Write's send
+	closed bool
+	ch     chan *Entry
+	done   chan struct{}
+
+	dropped    atomic.Int64
+	lastLog    atomic.Int64 // unix nanos of the last drop warning
+	loggedDrop atomic.Int64 // Dropped() at the last drop warning
+
+	droppedC metric.Int64Counter
+	writtenC metric.Int64Counter
+	attrs    map[string]metric.AddOption
+}
+
+// NewWriter starts a writer over sink. Close it to flush.
+func NewWriter(sink Sink, opts WriterOptions) *Writer {
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = DefaultBufferSize
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.RetryDelays == nil {
+		opts.RetryDelays = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
+	}
+	mp := opts.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter("github.com/switchyard/switchyard/internal/audit")
+	w := &Writer{sink: sink, opts: opts, log: opts.Logger, codec: opts.Codec,
+		ch: make(chan *Entry, opts.BufferSize), done: make(chan struct{}), attrs: map[string]metric.AddOption{}}
+	if w.codec == nil {
+		w.codec = codec.Plaintext()
+	}
+	w.droppedC, _ = m.Int64Counter(MetricDropped, metric.WithUnit("{record}"),
+		metric.WithDescription("Audit records not stored (buffer full, sink failing, or written after close)."))
+	w.writtenC, _ = m.Int64Counter(MetricWritten, metric.WithUnit("{record}"),
+		metric.WithDescription("Audit records stored."))
+	for _, r := range []string{DropBufferFull, DropSinkError, DropClosed} {
+		w.attrs[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
+	}
+	go w.run()
+	return w
+}
+
+// Write queues e without blocking. It reports false when e was dropped.
+func (w *Writer) Write(e *Entry) bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		w.drop(DropClosed, 1)
+		return false
+	}
+	select {
+	case w.ch <- e:
+		return true
+	default:
+		w.drop(DropBufferFull, 1)
+		return false
+	}
+}
+
+// Dropped returns the number of entries dropped so far, for every reason.
+func (w *Writer) Dropped() int64 { return w.dropped.Load() }
+
+func (w *Writer) drop(reason string, n int) {
+	total := w.dropped.Add(int64(n))
+	w.droppedC.Add(context.Background(), int64(n), w.attrs[reason])
+	now := time.Now().UnixNano()
+	last := w.lastLog.Load()
+	if now-last < int64(dropLogInterval) || !w.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	since := total - w.loggedDrop.Swap(total)
+	w.log.Warn("audit records dropped", "reason", reason, "dropped_since_last_warning", since, "dropped_total", total)
+}
+
+// Close stops accepting entries, writes what is queued, and closes the sink. It returns early
+// with ctx's error if ctx ends first (the rest is then written in the background).
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+	w.mu.Unlock()
+	select {
+	case <-w.done:
+		return w.sink.Close()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Flush waits until every entry queued before the call has been handed to the sink, or ctx ends.
+// It does not stop the writer.
+func (w *Writer) Flush(ctx context.Context) error {
+	marker := &Entry{flushed: make(chan struct{})}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		select {
+		case <-w.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case w.ch <- marker:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-marker.flushed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]*Record, 0, w.opts.BatchSize)
+	var markers []chan struct{}
+	add := func(e *Entry) {
+		if e.flushed != nil {
+			markers = append(markers, e.flushed)
+			return
+		}
+		batch = append(batch, w.prepare(e))
+	}
+	for e := range w.ch {
+		batch, markers = batch[:0], markers[:0]
+		add(e)
+	fill:
+		for len(batch) < w.opts.BatchSize {
+			select {
+			case e, ok := <-w.ch:
+				if !ok {
+					break fill
+				}
+				add(e)
+			default:
+				break fill
+			}
+		}
+		if len(batch) > 0 {
+			w.append(batch)
+		}
+		for _, m := range markers {
+			close(m)
+		}
+	}
+}
+
+// prepare seals e's body into its record.
+func (w *Writer) prepare(e *Entry) *Record {
+	r := e.Record
+	if e.Body != nil {
+		if b := e.Body(); b != nil {
+			if err := sealBody(r, b, w.opts.Redactor, w.codec); err != nil {
+				w.log.Error("audit body not kept", "request_id", r.RequestID, "err", err)
+			}
+		}
+	}
+	return r
+}
+
+func (w *Writer) append(batch []*Record) {
+	ctx := context.Background()
+	var err error
+	for i := 0; ; i++ {
+		if err = w.sink.Append(ctx, batch); err == nil {
+			w.writtenC.Add(ctx, int64(len(batch)))
+			return
+		}
+		if i == len(w.opts.RetryDelays) {
+			break
+		}
+		w.log.Warn("audit append failed; retrying", "records", len(batch), "err", err)
+		time.Sleep(w.opts.RetryDelays[i])
+	}
+	w.log.Error("audit records lost: the sink failed on every retry", "records", len(batch), "err", err)
+	w.drop(DropSinkError, len(batch))
+}
