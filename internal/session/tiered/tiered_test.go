@@ -82,6 +82,7 @@ func TestContract(t *testing.T) {
 		{name: "sqlite", sql: sqlite},
 		{name: "memory+sqlite", memory: true, sql: sqlite},
 		{name: "memory+sqlite/archive-all", memory: true, sql: sqlite, archive: archiveAll},
+		{name: "redis", redis: redistest.Client},
 		{name: "memory+redis", memory: true, redis: redistest.Client},
 		{name: "memory+redis/strict", memory: true, redis: redistest.Client, strict: true},
 		{name: "memory+redis+sqlite", memory: true, redis: redistest.Client, sql: sqlite},
