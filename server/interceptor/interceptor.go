@@ -5,6 +5,7 @@
 //	logging     one line per finished call (method, code, duration, request id, tenant); no payloads
 //	auth        bearer token → auth.Principal in the context (health and reflection are exempt)
 //	authz       the principal holds the RPC's scope and may use the requested model (authz.go)
+//	audit       one audit record per call, written asynchronously (audit.go; off when Auditor is nil)
 //	validation  hand-written checks of each request; violations are INVALID_ARGUMENT with a param
 //	errors      innermost: *llm.Error → gRPC status with ErrorInfo; logs upstream failures
 //
@@ -24,6 +25,8 @@ import (
 type Config struct {
 	Logger        *slog.Logger       // nil: slog.Default(); use a trace-aware handler to get trace ids
 	Authenticator auth.Authenticator // required
+	Auditor       Auditor            // nil: no audit records
+	AuditBodyMax  int                // > 0: audit records keep request and response bodies up to this size
 }
 
 func (c Config) logger() *slog.Logger {
@@ -43,6 +46,7 @@ func Unary(cfg Config) []grpc.UnaryServerInterceptor {
 		unaryLogging(log),
 		unaryAuth(mustAuthenticator(cfg)),
 		unaryAuthorization,
+		unaryAudit(cfg.Auditor, cfg.AuditBodyMax),
 		unaryValidation,
 		unaryErrors(log),
 	}
@@ -58,6 +62,7 @@ func Stream(cfg Config) []grpc.StreamServerInterceptor {
 		streamLogging(log),
 		streamAuth(mustAuthenticator(cfg)),
 		streamAuthorization,
+		streamAudit(cfg.Auditor, cfg.AuditBodyMax),
 		streamValidation,
 		streamErrors(log),
 	}

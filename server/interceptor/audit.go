@@ -1,0 +1,278 @@
+package interceptor
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+	"github.com/switchyard/switchyard/internal/audit"
+	"github.com/switchyard/switchyard/internal/auth"
+)
+
+// Auditor takes one audit entry per call without blocking (audit.Writer).
+type Auditor interface {
+	Write(e *audit.Entry) bool
+}
+
+// Response headers the audit interceptor reads from what the services send (server.RouteHeader
+// and server.AttemptsHeader; this package cannot import server).
+const (
+	routeHeader    = "x-switchyard-route"
+	attemptsHeader = "x-switchyard-attempts"
+)
+
+// auditCall collects what a call reveals while it runs: the headers the service sets, the
+// request (streams: the first message received) and the responses.
+type auditCall struct {
+	bodyMax int // 0: no bodies
+
+	mu        sync.Mutex
+	header    metadata.MD
+	req       any
+	resps     []proto.Message
+	bodyBytes int
+	truncated bool
+	in, out   int64 // usage
+}
+
+func (c *auditCall) addHeader(md metadata.MD) {
+	c.mu.Lock()
+	if c.header == nil {
+		c.header = metadata.MD{}
+	}
+	for k, v := range md {
+		if k == routeHeader || k == attemptsHeader {
+			c.header[k] = v
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *auditCall) addResponse(m any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch r := m.(type) {
+	case *pb.CreateChatCompletionResponse:
+		c.in, c.out = int64(r.GetUsage().GetPromptTokens()), int64(r.GetUsage().GetCompletionTokens())
+	case *pb.StreamChatCompletionResponse:
+		if u := r.GetUsage(); u != nil {
+			c.in, c.out = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
+		}
+	case *pb.CreateEmbeddingResponse:
+		c.in = int64(r.GetUsage().GetPromptTokens())
+	}
+	if c.bodyMax <= 0 || c.truncated {
+		return
+	}
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return
+	}
+	if n := proto.Size(pm); c.bodyBytes+n <= c.bodyMax {
+		c.bodyBytes += n
+		c.resps = append(c.resps, pm)
+	} else {
+		c.truncated = true
+	}
+}
+
+// body returns the entry's body function, or nil when bodies are off. Messages are encoded on
+// the audit writer's goroutine: the services do not modify requests or responses once handled.
+func (c *auditCall) body() func() *audit.Body {
+	if c.bodyMax <= 0 {
+		return nil
+	}
+	req, resps, truncated := c.req, c.resps, c.truncated
+	return func() *audit.Body {
+		b := &audit.Body{Truncated: truncated}
+		if m, ok := req.(proto.Message); ok {
+			if proto.Size(m) > c.bodyMax {
+				b.Truncated = true
+			} else {
+				b.Request, _ = protojson.Marshal(m)
+			}
+		}
+		for _, r := range resps {
+			j, err := protojson.Marshal(r)
+			if err == nil {
+				b.Response = append(b.Response, j)
+			}
+		}
+		return b
+	}
+}
+
+// record builds the call's record once it has finished with err.
+func (c *auditCall) record(ctx context.Context, method string, start time.Time, err error) *audit.Record {
+	r := &audit.Record{
+		Time:      start,
+		RequestID: RequestIDFromContext(ctx),
+		RPC:       method,
+		Latency:   time.Since(start),
+		Transport: audit.TransportGRPC,
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		r.TraceID = sc.TraceID().String()
+	}
+	if p, ok := auth.FromContext(ctx); ok {
+		r.Tenant, r.Subject, r.KeyName = p.Tenant, p.Subject, p.KeyName
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		r.ClientAddr = p.Addr.String()
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		// grpc-gateway sets x-forwarded-host on every REST call it forwards.
+		if len(md.Get("x-forwarded-host")) > 0 {
+			r.Transport = audit.TransportREST
+		}
+		r.ForwardedFor = strings.Join(md.Get("x-forwarded-for"), ", ")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m, ok := c.req.(interface{ GetModel() string }); ok {
+		r.Model = m.GetModel()
+	}
+	if u, ok := c.req.(interface{ GetUser() string }); ok {
+		r.User = u.GetUser()
+	}
+	if v := c.header.Get(routeHeader); len(v) > 0 {
+		r.Target = v[0]
+	}
+	if v := c.header.Get(attemptsHeader); len(v) > 0 {
+		r.Attempts, _ = strconv.Atoi(strings.TrimSpace(strings.SplitN(v[0], " ", 2)[0]))
+	}
+	r.InputTokens, r.OutputTokens = c.in, c.out
+	code := status.Code(err)
+	r.Class, r.Code = audit.ClassOf(code), "OK"
+	if code != codes.OK {
+		r.Code = strings.ToUpper(camelToSnake(code.String()))
+	}
+	return r
+}
+
+// camelToSnake turns a codes.Code name ("ResourceExhausted") into "Resource_Exhausted".
+func camelToSnake(s string) string {
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && 'A' <= c && c <= 'Z' {
+			b.WriteByte('_')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// auditedStream is the grpc.ServerTransportStream of a unary call, recording the headers the
+// service sets.
+type auditedStream struct {
+	grpc.ServerTransportStream
+	call *auditCall
+}
+
+func (s *auditedStream) SetHeader(md metadata.MD) error {
+	s.call.addHeader(md)
+	return s.ServerTransportStream.SetHeader(md)
+}
+
+func (s *auditedStream) SendHeader(md metadata.MD) error {
+	s.call.addHeader(md)
+	return s.ServerTransportStream.SendHeader(md)
+}
+
+// unaryAudit writes one audit entry per call, after the call (nothing when a is nil). Health checks and reflection are
+// not audited.
+func unaryAudit(a Auditor, bodyMax int) grpc.UnaryServerInterceptor {
+	if a == nil {
+		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(ctx, req)
+		}
+	}
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !audited(info.FullMethod) {
+			return handler(ctx, req)
+		}
+		start := time.Now()
+		call := &auditCall{bodyMax: bodyMax, req: req}
+		if sts := grpc.ServerTransportStreamFromContext(ctx); sts != nil {
+			ctx = grpc.NewContextWithServerTransportStream(ctx, &auditedStream{ServerTransportStream: sts, call: call})
+		}
+		resp, err := handler(ctx, req)
+		if err == nil {
+			call.addResponse(resp)
+		}
+		a.Write(&audit.Entry{Record: call.record(ctx, info.FullMethod, start, err), Body: call.body()})
+		return resp, err
+	}
+}
+
+// auditedServerStream records a stream's headers, first request and responses.
+type auditedServerStream struct {
+	grpc.ServerStream
+	call *auditCall
+}
+
+func (s *auditedServerStream) SetHeader(md metadata.MD) error {
+	s.call.addHeader(md)
+	return s.ServerStream.SetHeader(md)
+}
+
+func (s *auditedServerStream) SendHeader(md metadata.MD) error {
+	s.call.addHeader(md)
+	return s.ServerStream.SendHeader(md)
+}
+
+func (s *auditedServerStream) SendMsg(m any) error {
+	err := s.ServerStream.SendMsg(m)
+	if err == nil {
+		s.call.addResponse(m)
+	}
+	return err
+}
+
+func (s *auditedServerStream) RecvMsg(m any) error {
+	err := s.ServerStream.RecvMsg(m)
+	if err == nil {
+		s.call.mu.Lock()
+		if s.call.req == nil {
+			s.call.req = m
+		}
+		s.call.mu.Unlock()
+	}
+	return err
+}
+
+func streamAudit(a Auditor, bodyMax int) grpc.StreamServerInterceptor {
+	if a == nil {
+		return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+			return handler(srv, ss)
+		}
+	}
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		if !audited(info.FullMethod) {
+			return handler(srv, ss)
+		}
+		start := time.Now()
+		call := &auditCall{bodyMax: bodyMax}
+		err := handler(srv, &auditedServerStream{ServerStream: ss, call: call})
+		a.Write(&audit.Entry{Record: call.record(ss.Context(), info.FullMethod, start, err), Body: call.body()})
+		return err
+	}
+}
+
+// audited reports whether calls of the method are audited: everything but health checks and
+// server reflection.
+func audited(method string) bool {
+	return !strings.HasPrefix(method, "/grpc.health.v1.") && !strings.HasPrefix(method, "/grpc.reflection.")
+}
