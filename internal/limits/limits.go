@@ -381,6 +381,8 @@ func (r *Reservation) Settle(ctx context.Context, used int64, failed bool) {
 	if r == nil || len(r.buckets) == 0 {
 		return
 	}
+	buckets := r.buckets
+	r.buckets = nil // settle once
 	if used < 0 {
 		if !failed {
 			return
@@ -391,12 +393,11 @@ func (r *Reservation) Settle(ctx context.Context, used int64, failed bool) {
 	if delta == 0 {
 		return
 	}
-	bs := make([]Bucket, len(r.buckets))
-	for i, b := range r.buckets {
+	bs := make([]Bucket, len(buckets))
+	for i, b := range buckets {
 		b.Cost = delta
 		bs[i] = b
 	}
-	r.buckets = nil // settle once
 	if err := r.store.Add(ctx, r.l.now(), bs); err != nil {
 		r.l.storeFailed(ctx, "add", err)
 	}

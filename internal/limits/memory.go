@@ -52,12 +52,25 @@ func (m *Memory) Take(_ context.Context, now time.Time, bs []Bucket) ([]BucketSt
 		states[i], next[i] = evaluate(b, v, now)
 		ok = ok && states[i].Allowed
 	}
-	if ok {
+	if !ok {
+		// Nothing is taken: the buckets that had room report their state as it stays.
 		for i, b := range bs {
-			m.store(b, next[i], now)
+			if states[i].Allowed {
+				var v int64
+				if e := m.buckets[b.Key]; e != nil && now.Before(e.expires) {
+					v = e.v
+				}
+				b.Cost = 0
+				states[i], _ = evaluate(b, v, now)
+				states[i].Allowed, states[i].RetryAfter = true, 0
+			}
 		}
+		return states, false, nil
 	}
-	return states, ok, nil
+	for i, b := range bs {
+		m.store(b, next[i], now)
+	}
+	return states, true, nil
 }
 
 // Add implements Store.

@@ -18,7 +18,8 @@ const DefaultPrefix = "sy:rl:"
 //
 // ARGV[1] is "take" (all or nothing) or "add" (no checks), ARGV[2] the time; then four values per
 // key: limit, period (ms), 1 for a window or 0 for GCRA, cost. The reply is 1 or 0 (taken), then
-// three integers per key: allowed (1/0), remaining, reset (ms); then retry-after (ms, -1 never).
+// four integers per key: allowed (1/0), remaining, reset (ms), retry-after (ms, -1 never); a take
+// that took nothing reports the buckets as they stay.
 var limitScript = redis.NewScript(`
 local take = ARGV[1] == 'take'
 local now = tonumber(ARGV[2])
@@ -28,10 +29,11 @@ for i = 1, #KEYS do
   local limit, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   local win, cost = ARGV[a + 3] == '1', tonumber(ARGV[a + 4])
   local v = tonumber(redis.call('GET', KEYS[i]) or '0')
-  local allowed, rem, reset, retry, nextv, ttl
+  local allowed, rem, reset, retry, nextv, ttl, before
   if win then
     local wend = (math.floor(now / period) + 1) * period
     reset = wend - now
+    before = {math.max(limit - v, 0), reset}
     nextv = math.max(v + cost, 0)
     allowed = v + cost <= limit and (cost > 0 or v < limit)
     ttl = math.ceil(reset)
@@ -46,6 +48,7 @@ for i = 1, #KEYS do
   else
     local interval = period / limit
     local tat = math.max(v, now)
+    before = {math.min(math.floor(math.max(period - (tat - now), 0) / interval), limit), tat - now}
     nextv = tat + cost * interval
     if cost < 0 then nextv = math.max(nextv, now) end
     local ahead = nextv - now
@@ -58,13 +61,18 @@ for i = 1, #KEYS do
     ttl = math.ceil(ahead)
   end
   ok = ok and allowed
+  writes[i] = {nextv, ttl, win, allowed, rem, reset, retry, before}
+end
+for i = 1, #KEYS do
+  local w = writes[i]
+  local rem, reset = w[5], w[6]
+  if not ok and w[4] then rem, reset = w[8][1], w[8][2] end
   local flag = 0
-  if allowed then flag = 1 end
+  if w[4] then flag = 1 end
   table.insert(out, flag)
   table.insert(out, rem)
   table.insert(out, math.ceil(reset))
-  table.insert(out, math.ceil(retry))
-  writes[i] = {nextv, ttl, win}
+  table.insert(out, math.ceil(w[7]))
 end
 if ok or not take then
   for i = 1, #KEYS do

@@ -23,7 +23,8 @@ type Bucket struct {
 	Cost int64
 }
 
-// BucketState is a bucket's state after Take.
+// BucketState is a bucket's state after Take: with the cost taken when Take took the costs,
+// unchanged otherwise.
 type BucketState struct {
 	Allowed bool // the bucket had room for its cost
 	// Remaining is what the bucket could still take now (0 when it is in debt).
@@ -39,7 +40,8 @@ type BucketState struct {
 // respect to the others on the same keys (across instances, for a shared store).
 type Store interface {
 	// Take takes each bucket's cost if every bucket has room for it, and nothing otherwise. It
-	// returns the buckets' states (in the order of bs) and whether the costs were taken.
+	// returns the buckets' states after the call (in the order of bs) and whether the costs were
+	// taken.
 	Take(ctx context.Context, now time.Time, bs []Bucket) ([]BucketState, bool, error)
 	// Add adds each bucket's cost without checking the limits: a GCRA bucket may go into debt
 	// (later requests wait it out) and a negative cost gives back, down to an empty bucket.
