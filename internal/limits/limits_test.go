@@ -15,7 +15,7 @@ import (
 // clock is a settable test clock.
 type clock struct{ t time.Time }
 
-func (c *clock) now() time.Time           { return c.t }
+func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func newLimiter(t *testing.T, store limits.Store, p limits.Policy, opts ...limits.Option) (*limits.Limiter, *clock) {
