@@ -88,6 +88,8 @@ type ServerConfig struct {
 	// "inproc". See
 	// bench/README.md for the measurements behind the default.
 	GatewayTransport string `yaml:"gateway_transport"`
+	// TLS turns on TLS (and optionally mTLS for gRPC callers) for the REST and gRPC listeners.
+	TLS TLSConfig `yaml:"tls,omitempty"`
 }
 
 // Gateway transports (ServerConfig.GatewayTransport).
@@ -329,6 +331,7 @@ func (c *Config) validate(providerTypes []string) error {
 	if _, err := auth.New(c.Auth); err != nil {
 		add("auth: %w", err)
 	}
+	c.validateTLS(add)
 	if c.Auth.Mode == "" || c.Auth.Mode == auth.ModeNone {
 		for _, a := range addrs {
 			if checkListenAddr(a.addr) == nil && !isLoopback(a.addr) {

@@ -19,7 +19,6 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip codec: clients may compress
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
@@ -28,7 +27,6 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/switchyard/switchyard/gateway"
-	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/inproc"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/router"
@@ -195,7 +193,12 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	// dropping requests.
 	inst.routes.Store(rt)
 	inst.live = newLiveConfig(inst, reg, cfg, built, o.configPath, o.getenv, log)
-	authn, err := auth.New(cfg.Auth)
+	authn, closeAuth, err := buildAuth(cfg.Auth, log)
+	if err != nil {
+		return fail(fmt.Errorf("config: %w", err))
+	}
+	cleanup = append(cleanup, closeAuth)
+	tlsSetup, err := buildTLS(cfg.Server.TLS)
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
 	}
@@ -222,6 +225,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	if err != nil {
 		return fail(err)
 	}
+	httpLis = tlsSetup.restListener(httpLis)
 	adminLis, err := listen("admin", cfg.Server.AdminAddr)
 	if err != nil {
 		return fail(err)
@@ -241,6 +245,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 			otelgrpc.WithMeterProvider(tel.MeterProvider()),
 			otelgrpc.WithPropagators(tel.Propagator()),
 		)),
+		tlsSetup.grpcOption(),
 		grpc.ChainUnaryInterceptor(unaryChain...),
 		grpc.ChainStreamInterceptor(streamChain...),
 		grpc.MaxRecvMsgSize(msgLimit),
@@ -261,7 +266,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	var gwConn grpc.ClientConnInterface
 	if cfg.Server.GatewayTransport == TransportLoopback {
 		inst.gwConn, err = grpc.NewClient(loopbackTarget(grpcLis.Addr()),
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithTransportCredentials(tlsSetup.loopbackCreds()),
 			grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 				otelgrpc.WithTracerProvider(tel.TracerProvider()),
 				otelgrpc.WithMeterProvider(tel.MeterProvider()),
@@ -364,6 +369,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		}
 		gwCancel()
 		closeSessions()
+		closeAuth()
 		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if terr := tel.Shutdown(flushCtx); terr != nil {
 			log.Warn("telemetry flush", "err", terr)
@@ -392,7 +398,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	for _, l := range []struct{ name, addr string }{
 		{"rest", inst.httpAddr}, {"grpc", inst.grpcAddr}, {"admin", inst.adminAddr},
 	} {
-		log.Info("listening", "listener", l.name, "addr", l.addr)
+		log.Info("listening", "listener", l.name, "addr", l.addr, "tls", tlsSetup != nil)
 	}
 	log.Info("started", "version", fullVersion(), "providers", len(cfg.Providers), "auth", cfg.Auth.Mode)
 	return inst, nil
