@@ -5,11 +5,13 @@
 //	logging     one line per finished call (method, code, duration, request id, tenant); no payloads
 //	auth        bearer token → auth.Principal in the context (health and reflection are exempt)
 //	authz       the principal holds the RPC's scope and may use the requested model (authz.go)
+//	limits      requests and tokens per minute and per day, per key and tenant (limits.go; off when
+//	            Limiter is nil); x-ratelimit-* headers; usage settled after the call
 //	audit       one audit record per call, written asynchronously (audit.go; off when Auditor is nil)
 //	validation  hand-written checks of each request; violations are INVALID_ARGUMENT with a param
 //	errors      innermost: *llm.Error → gRPC status with ErrorInfo; logs upstream failures
 //
-// Errors are mapped to statuses where they arise: auth, authz and validation map their own (they sit
+// Errors are mapped to statuses where they arise: auth, authz, limits and validation map their own (they sit
 // outside the errors interceptor), so logging sees the final code of every call.
 package interceptor
 
@@ -19,12 +21,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/limits"
 )
 
 // Config configures the chain.
 type Config struct {
 	Logger        *slog.Logger       // nil: slog.Default(); use a trace-aware handler to get trace ids
 	Authenticator auth.Authenticator // required
+	Limiter       *limits.Limiter    // nil: no rate limits
 	Auditor       Auditor            // nil: no audit records
 	AuditBodyMax  int                // > 0: audit records keep request and response bodies up to this size
 }
@@ -46,6 +50,7 @@ func Unary(cfg Config) []grpc.UnaryServerInterceptor {
 		unaryLogging(log),
 		unaryAuth(mustAuthenticator(cfg)),
 		unaryAuthorization,
+		unaryLimits(cfg.Limiter, log),
 		unaryAudit(cfg.Auditor, cfg.AuditBodyMax),
 		unaryValidation,
 		unaryErrors(log),
@@ -62,6 +67,7 @@ func Stream(cfg Config) []grpc.StreamServerInterceptor {
 		streamLogging(log),
 		streamAuth(mustAuthenticator(cfg)),
 		streamAuthorization,
+		streamLimits(cfg.Limiter, log),
 		streamAudit(cfg.Auditor, cfg.AuditBodyMax),
 		streamValidation,
 		streamErrors(log),
