@@ -63,6 +63,8 @@ type Config struct {
 	Prices map[string]router.PriceConfig `yaml:"prices,omitempty"`
 	// Sessions configures server-side sessions (docs/sessions.md).
 	Sessions SessionsConfig `yaml:"sessions"`
+	// Keys configures managed API keys (KeyService; keys.go).
+	Keys KeysConfig `yaml:"keys"`
 }
 
 // routerConfig is the routing part of c.
@@ -266,6 +268,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Log.Format, "json")
 	setDefault(&c.Auth.Mode, auth.ModeNone)
 	c.Sessions.applyDefaults()
+	c.Keys.applyDefaults()
 }
 
 func setDefault[T comparable](field *T, def T) {
@@ -377,6 +380,7 @@ func (c *Config) validate(providerTypes []string) error {
 		errs = append(errs, err)
 	}
 	c.Sessions.validate(add)
+	c.Keys.validate(add)
 	return errors.Join(errs...)
 }
 
@@ -415,7 +419,7 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // secretKeys are mapping keys whose values Redacted hides, wherever they appear.
-var secretKeys = []string{"api_key", "key", "password", "secret", "token"}
+var secretKeys = []string{"api_key", "key", "password", "secret", "hmac_secret", "token", "dsn"} // a DSN may hold a password
 
 // Redacted returns the effective config as YAML with secrets replaced by "REDACTED": every
 // api_key, key, password, secret and token value and every header value.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/errmap"
@@ -23,15 +24,19 @@ const (
 // validate checks the requests Switchyard serves; other messages pass. Violations are
 // KindInvalidArgument errors whose Param is the offending field's path in OpenAI's JSON
 // ("messages[2].role"), so REST clients get a familiar error.param.
-func validate(m any) error {
+func validate(m any) error { return validateIn(m, false) }
+
+// validateIn is validate for a call whose metadata names a session (sessionHeader): a chat
+// request continuing a session may leave out the model, which the session supplies.
+func validateIn(m any, sessionHeader bool) error {
 	switch r := m.(type) {
 	case *pb.CreateChatCompletionRequest:
-		return validateChat(r)
+		return validateChat(r, sessionHeader)
 	case *pb.StreamChatCompletionRequest:
 		if r.GetRequest() == nil {
 			return invalid("request", "Missing required parameter: 'request'.")
 		}
-		return validateChat(r.GetRequest())
+		return validateChat(r.GetRequest(), sessionHeader)
 	case *pb.CreateEmbeddingRequest:
 		return validateEmbedding(r)
 	case *pb.GetModelRequest:
@@ -53,8 +58,8 @@ func missing(param string) *llm.Error {
 // inRange reports lo ≤ v ≤ hi, false for NaN.
 func inRange(v, lo, hi float64) bool { return v >= lo && v <= hi }
 
-func validateChat(r *pb.CreateChatCompletionRequest) error {
-	if r.GetModel() == "" {
+func validateChat(r *pb.CreateChatCompletionRequest, sessionHeader bool) error {
+	if r.GetModel() == "" && r.GetSessionId() == "" && !sessionHeader {
 		return invalid("model", "You must provide a model parameter.")
 	}
 	if len(r.GetMessages()) == 0 {
@@ -245,8 +250,16 @@ func validateEmbedding(r *pb.CreateEmbeddingRequest) error {
 	return nil
 }
 
+// hasSessionHeader reports whether the call's metadata names a session (server.SessionHeader).
+func hasSessionHeader(ctx context.Context) bool {
+	return len(metadata.ValueFromIncomingContext(ctx, sessionHeader)) > 0
+}
+
+// sessionHeader is server.SessionHeader (the server package imports this one).
+const sessionHeader = "x-switchyard-session-id"
+
 func unaryValidation(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := validate(req); err != nil {
+	if err := validateIn(req, hasSessionHeader(ctx)); err != nil {
 		return nil, errmap.ToStatus(err).Err()
 	}
 	return handler(ctx, req)
@@ -265,7 +278,7 @@ func (s *validatingStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	if err := validate(m); err != nil {
+	if err := validateIn(m, hasSessionHeader(s.Context())); err != nil {
 		return errmap.ToStatus(err).Err()
 	}
 	return nil

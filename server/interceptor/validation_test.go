@@ -183,3 +183,20 @@ func TestSaneRequestID(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateSessionModel: a chat request continuing a session (body session_id, or the
+// x-switchyard-session-id header) may leave the model out; without a session it may not.
+func TestValidateSessionModel(t *testing.T) {
+	msgs := []*pb.ChatMessage{{Role: "user", Content: &pb.MessageContent{Content: &pb.MessageContent_Text{Text: "hi"}}}}
+	noModel := &pb.CreateChatCompletionRequest{Messages: msgs}
+	checkParam(t, validateIn(noModel, false), "model")
+	if err := validateIn(noModel, true); err != nil {
+		t.Errorf("with the session header: %v; want nil", err)
+	}
+	if err := validateIn(&pb.CreateChatCompletionRequest{Messages: msgs, SessionId: "0192f3a0-0000-7000-8000-000000000000"}, false); err != nil {
+		t.Errorf("with session_id: %v; want nil", err)
+	}
+	if err := validateIn(&pb.StreamChatCompletionRequest{Request: noModel}, true); err != nil {
+		t.Errorf("stream with the session header: %v; want nil", err)
+	}
+}

@@ -189,15 +189,21 @@ func TestSessionsREST(t *testing.T) {
 	if len(msgs) != 4 || sent["temperature"] != 0.3 {
 		t.Errorf("second upstream request = %v; want system, user, assistant, user and the session's temperature", sent)
 	}
-	want := []string{"1:user:first", "1:assistant:pong: first", "2:user:second", "2:assistant:pong: second"}
+	// A third turn leaves the model out: the session's model serves it.
+	noModel := chatBody("", "third", false)
+	delete(noModel, "model")
+	if code, _, b := g.restHeader(t, http.MethodPost, "/v1/chat/completions", acmeKey, hdr, noModel); code != http.StatusOK || !strings.Contains(string(b), "pong: third") {
+		t.Fatalf("turn without a model: %d %s; want 200 from the session's model", code, b)
+	}
+	want := []string{"1:user:first", "1:assistant:pong: first", "2:user:second", "2:assistant:pong: second", "3:user:third", "3:assistant:pong: third"}
 	if got := g.restHistory(t, acmeKey, s.GetId()); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("history = %q; want %q", got, want)
 	}
 
 	var list pb.ListSessionsResponse
 	g.restInto(t, http.MethodGet, "/v1/sessions?page_size=10", acmeKey, nil, nil, &list)
-	if len(list.GetSessions()) != 1 || list.GetSessions()[0].GetTurns() != 2 {
-		t.Errorf("list = %v; want the one session with 2 turns", &list)
+	if len(list.GetSessions()) != 1 || list.GetSessions()[0].GetTurns() != 3 {
+		t.Errorf("list = %v; want the one session with 3 turns", &list)
 	}
 	var up pb.Session
 	g.restInto(t, http.MethodPatch, "/v1/sessions/"+s.GetId(), acmeKey, nil, map[string]any{"archive": true, "metadata": map[string]string{"k": "v"}}, &up)
