@@ -90,6 +90,9 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	if err := pb.RegisterAdminServiceHandlerClient(ctx, mux, pb.NewAdminServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("gateway.New: register admin service: %w", err)
 	}
+	if err := pb.RegisterAuditServiceHandlerClient(ctx, mux, pb.NewAuditServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("gateway.New: register audit service: %w", err)
+	}
 	gz, err := gzhttp.NewWrapper(
 		gzhttp.ExceptContentTypes([]string{"text/event-stream"}), // SSE chunks are tiny and latency-bound
 		gzhttp.MinSize(1024),
