@@ -3,9 +3,14 @@ package auth_test
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/llm"
@@ -128,5 +133,98 @@ func TestContext(t *testing.T) {
 	}
 	if _, ok := auth.FromContext(auth.NewContext(ctx, nil)); ok {
 		t.Fatal("FromContext reported a nil principal as present")
+	}
+}
+
+// TestAPIKeyLifecycle: expired and revoked keys are refused with codes saying so; keys without
+// scopes get DefaultScopes (never admin); allowed models are carried on the principal.
+func TestAPIKeyLifecycle(t *testing.T) {
+	a, err := auth.New(auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{
+		{Name: "fresh", Key: "sk-fresh", Tenant: "acme", ExpiresAt: now.Add(time.Second)},
+		{Name: "stale", Key: "sk-stale", Tenant: "acme", ExpiresAt: now},
+		{Name: "leaked", Key: "sk-leaked", Tenant: "acme", Revoked: true},
+		{Name: "narrow", Key: "sk-narrow", Tenant: "acme", Models: []string{"chat", "mock/*"}},
+	}}, auth.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cases := []struct{ token, code string }{
+		{"sk-fresh", ""},
+		{"sk-stale", "expired_api_key"},
+		{"sk-leaked", "revoked_api_key"},
+		{"sk-narrow", ""},
+	}
+	for _, c := range cases {
+		p, err := a.Authenticate(ctx, c.token)
+		if c.code != "" {
+			wantCode(t, err, c.code)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Authenticate(%q): %v", c.token, err)
+		}
+		if !slices.Equal(p.Scopes, auth.DefaultScopes) || p.HasScope(auth.ScopeAdmin) || p.Method != "api_key" {
+			t.Errorf("principal %+v; want DefaultScopes without admin", p)
+		}
+	}
+	p, _ := a.Authenticate(ctx, "sk-narrow")
+	for model, want := range map[string]bool{"chat": true, "mock/echo": true, "up/gpt": false, "chatty": false, "mock": false} {
+		if got := p.AllowsModel(model); got != want {
+			t.Errorf("AllowsModel(%q) = %v; want %v", model, got, want)
+		}
+	}
+	p, _ = a.Authenticate(ctx, "sk-fresh")
+	if !p.AllowsModel("anything/at-all") {
+		t.Error("a key without models must allow every model")
+	}
+}
+
+// TestClientCertPrincipal: with no bearer token, a verified client certificate matching a
+// mapping by subject or SAN is that mapping's principal; a token still wins over a certificate.
+func TestClientCertPrincipal(t *testing.T) {
+	spiffe, _ := url.Parse("spiffe://acme.test/billing")
+	certs := map[string]*x509.Certificate{
+		"by CN":        {Subject: pkix.Name{CommonName: "billing", Organization: []string{"Acme"}}},
+		"by full DN":   {Subject: pkix.Name{CommonName: "etl", Organization: []string{"Globex"}}},
+		"by URI SAN":   {Subject: pkix.Name{CommonName: "x"}, URIs: []*url.URL{spiffe}},
+		"by DNS SAN":   {Subject: pkix.Name{CommonName: "y"}, DNSNames: []string{"batch.internal"}},
+		"not mapped":   {Subject: pkix.Name{CommonName: "intruder"}},
+		"no cert sent": nil,
+	}
+	a, err := auth.New(auth.Config{Mode: "api_key",
+		APIKeys: []auth.APIKey{{Name: "dify", Key: "sk-dify", Tenant: "dify"}},
+		ClientCerts: []auth.ClientCert{
+			{Subject: "billing", Tenant: "acme", Scopes: []string{"chat:write"}},
+			{Subject: "CN=etl,O=Globex", Tenant: "globex", Name: "etl-job"},
+			{SAN: "spiffe://acme.test/billing", Tenant: "acme-spiffe"},
+			{SAN: "batch.internal", Tenant: "batch"},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"by CN": "acme", "by full DN": "globex", "by URI SAN": "acme-spiffe", "by DNS SAN": "batch"}
+	for name, cert := range certs {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			if cert != nil {
+				ctx = auth.NewCertContext(ctx, cert)
+			}
+			p, err := a.Authenticate(ctx, "")
+			if want[name] == "" {
+				wantCode(t, err, "missing_api_key")
+				return
+			}
+			if err != nil || p.Tenant != want[name] || p.Method != "mtls" {
+				t.Fatalf("Authenticate = %+v, %v; want tenant %q by mtls", p, err, want[name])
+			}
+			if p, err := a.Authenticate(ctx, "sk-dify"); err != nil || p.Tenant != "dify" {
+				t.Errorf("with a token too: %+v, %v; want the token's principal", p, err)
+			}
+		})
+	}
+	p, _ := a.Authenticate(auth.NewCertContext(context.Background(), certs["by full DN"]), "")
+	if p.Subject != "etl-job" || !slices.Equal(p.Scopes, auth.DefaultScopes) {
+		t.Errorf("principal %+v; want subject etl-job with DefaultScopes", p)
 	}
 }

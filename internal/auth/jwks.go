@@ -42,9 +42,7 @@ func newRemoteKeys(url string, refresh, minRefresh time.Duration, o options) *re
 func (r *remoteKeys) keys(ctx context.Context, kid, alg string) ([]any, error) {
 	set := r.set.Load()
 	if set == nil {
-		if err := r.fetchIfStale(ctx, nil, false); err != nil {
-			return nil, err
-		}
+		_ = r.fetchIfStale(ctx, nil, false) // logged; a nil set below says it failed
 		if set = r.set.Load(); set == nil {
 			return nil, unauthenticated("keys_unavailable", "The token's issuer keys could not be fetched.")
 		}

@@ -282,10 +282,10 @@ func jwtError(err error) *llm.Error {
 		return unauthenticated("token_not_yet_valid", "The token is not valid yet.")
 	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		return unauthenticated("token_not_yet_valid", "The token was issued in the future.")
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return unauthenticated("invalid_token", "The token has no exp claim.")
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return unauthenticated("invalid_audience", "The token is not meant for this gateway (aud).")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return unauthenticated("invalid_token", "The token lacks a required claim (exp and aud are required).")
 	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
 		return unauthenticated("invalid_issuer", "The token's issuer is not trusted.")
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
