@@ -140,6 +140,7 @@ type Limiter struct {
 	mp     metric.MeterProvider
 
 	decisions   metric.Int64Counter
+	outcomes    map[string]metric.AddOption // precomputed attribute sets, by outcome
 	storeErrors metric.Int64Counter
 	errCount    atomic.Int64
 	lastLog     atomic.Int64 // Unix ns of the last store error logged
@@ -174,6 +175,10 @@ func New(store Store, p Policy, opts ...Option) (*Limiter, error) {
 	var err error
 	if l.decisions, err = m.Int64Counter("switchyard.limits.decisions", metric.WithDescription("Rate limit decisions, by outcome.")); err != nil {
 		return nil, fmt.Errorf("limits.New: %w", err)
+	}
+	l.outcomes = make(map[string]metric.AddOption)
+	for _, o := range []string{"allowed", llm.KindRateLimited.String(), llm.KindQuotaExceeded.String(), "unchecked", "refused"} {
+		l.outcomes[o] = metric.WithAttributeSet(attribute.NewSet(attribute.String("outcome", o)))
 	}
 	if l.storeErrors, err = m.Int64Counter("switchyard.limits.store_errors", metric.WithDescription("Failed calls to the rate limit store.")); err != nil {
 		return nil, fmt.Errorf("limits.New: %w", err)
@@ -404,7 +409,7 @@ func (r *Reservation) Settle(ctx context.Context, used int64, failed bool) {
 }
 
 func (l *Limiter) count(ctx context.Context, outcome string) {
-	l.decisions.Add(ctx, 1, metric.WithAttributes(attribute.String("outcome", outcome)))
+	l.decisions.Add(ctx, 1, l.outcomes[outcome])
 }
 
 // storeFailed counts a store error and logs it, at most once every 10 seconds.
