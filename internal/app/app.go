@@ -70,6 +70,7 @@ const usage = `Switchyard is a gRPC-first LLM gateway with an OpenAI-compatible 
 Usage:
   switchyard serve [--config FILE]         run the gateway
   switchyard config check [--config FILE]  validate a config and print it with secrets redacted
+  switchyard audit verify [--config FILE]  check every tenant's audit hash chain; report the first bad record
   switchyard version                       print the version
 
 Without --config, $SWITCHYARD_CONFIG is used; without either, the built-in config (mock provider
@@ -102,6 +103,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return checkConfig(path, getenv, stdout)
+	case "audit":
+		if len(rest) == 0 || rest[0] != "verify" {
+			fmt.Fprint(stderr, usage)
+			return errors.New(`audit: want "audit verify"`)
+		}
+		path, err := parseConfigFlag("audit verify", rest[1:], getenv, stderr)
+		if err != nil {
+			return err
+		}
+		return auditVerify(ctx, path, getenv, stdout)
 	case "version":
 		fmt.Fprintf(stdout, "switchyard %s\n", fullVersion())
 		return nil

@@ -65,6 +65,8 @@ type Config struct {
 	Sessions SessionsConfig `yaml:"sessions"`
 	// Keys configures managed API keys (KeyService; keys.go).
 	Keys KeysConfig `yaml:"keys"`
+	// Audit configures the audit log (docs/audit.md; audit.go).
+	Audit AuditConfig `yaml:"audit"`
 }
 
 // routerConfig is the routing part of c.
@@ -269,6 +271,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Auth.Mode, auth.ModeNone)
 	c.Sessions.applyDefaults()
 	c.Keys.applyDefaults()
+	c.Audit.applyDefaults()
 }
 
 func setDefault[T comparable](field *T, def T) {
@@ -381,6 +384,7 @@ func (c *Config) validate(providerTypes []string) error {
 	}
 	c.Sessions.validate(add)
 	c.Keys.validate(add)
+	c.Audit.validate(add)
 	return errors.Join(errs...)
 }
 

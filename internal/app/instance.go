@@ -207,6 +207,11 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		return fail(err)
 	}
 	cleanup = append(cleanup, closeSessions)
+	aud, err := buildAudit(ctx, cfg.Audit, tel.MeterProvider(), log)
+	if err != nil {
+		return fail(err)
+	}
+	cleanup = append(cleanup, aud.close)
 
 	var lc net.ListenConfig
 	listen := func(name, addr string) (net.Listener, error) {
@@ -238,6 +243,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	inst.health = health.NewServer()
 	inst.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	icfg := interceptor.Config{Logger: log, Authenticator: authn}
+	icfg.Auditor, icfg.AuditBodyMax = aud.auditor(), aud.bodyMax()
 	unaryChain, streamChain := interceptor.Unary(icfg), interceptor.Stream(icfg)
 	grpcSrv := grpc.NewServer(
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
@@ -255,6 +261,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	)
 	server.Register(grpcSrv, inst.routes.Load, server.WithSessions(sessions))
 	server.RegisterAdmin(grpcSrv, inst)
+	aud.register(grpcSrv)
 	healthgrpc.RegisterHealthServer(grpcSrv, inst.health)
 	reflection.Register(grpcSrv)
 
@@ -288,6 +295,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		)
 		server.Register(ch, inst.routes.Load, server.WithSessions(sessions))
 		server.RegisterAdmin(ch, inst)
+		aud.register(ch)
 		gwConn = ch
 	}
 	gwCtx, gwCancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -369,6 +377,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		}
 		gwCancel()
 		closeSessions()
+		aud.close() // after the servers: every finished request is written
 		closeAuth()
 		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if terr := tel.Shutdown(flushCtx); terr != nil {
