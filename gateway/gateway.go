@@ -93,6 +93,9 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	if err := pb.RegisterAuditServiceHandlerClient(ctx, mux, pb.NewAuditServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("gateway.New: register audit service: %w", err)
 	}
+	if err := pb.RegisterKeyServiceHandlerClient(ctx, mux, pb.NewKeyServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("gateway.New: register key service: %w", err)
+	}
 	gz, err := gzhttp.NewWrapper(
 		gzhttp.ExceptContentTypes([]string{"text/event-stream"}), // SSE chunks are tiny and latency-bound
 		gzhttp.MinSize(1024),

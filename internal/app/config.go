@@ -65,6 +65,8 @@ type Config struct {
 	Sessions SessionsConfig `yaml:"sessions"`
 	// Keys configures managed API keys (KeyService; keys.go).
 	Keys KeysConfig `yaml:"keys"`
+	// Keys configures managed API keys (KeyService; keys.go).
+	Keys KeysConfig `yaml:"keys"`
 	// Audit configures the audit log (docs/audit.md; audit.go).
 	Audit AuditConfig `yaml:"audit"`
 }
@@ -271,6 +273,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Auth.Mode, auth.ModeNone)
 	c.Sessions.applyDefaults()
 	c.Keys.applyDefaults()
+	c.Keys.applyDefaults()
 	c.Audit.applyDefaults()
 }
 
@@ -383,6 +386,7 @@ func (c *Config) validate(providerTypes []string) error {
 		errs = append(errs, err)
 	}
 	c.Sessions.validate(add)
+	c.Keys.validate(add)
 	c.Keys.validate(add)
 	c.Audit.validate(add)
 	return errors.Join(errs...)

@@ -198,6 +198,11 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		return fail(fmt.Errorf("config: %w", err))
 	}
 	cleanup = append(cleanup, closeAuth)
+	authn, keys, err := buildKeys(ctx, cfg.Keys, cfg.Auth.Mode, authn, log)
+	if err != nil {
+		return fail(err)
+	}
+	cleanup = append(cleanup, keys.close)
 	tlsSetup, err := buildTLS(cfg.Server.TLS)
 	if err != nil {
 		return fail(fmt.Errorf("config: %w", err))
@@ -261,6 +266,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	)
 	server.Register(grpcSrv, inst.routes.Load, server.WithSessions(sessions))
 	server.RegisterAdmin(grpcSrv, inst)
+	keys.register(grpcSrv)
 	aud.register(grpcSrv)
 	healthgrpc.RegisterHealthServer(grpcSrv, inst.health)
 	reflection.Register(grpcSrv)
@@ -295,6 +301,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		)
 		server.Register(ch, inst.routes.Load, server.WithSessions(sessions))
 		server.RegisterAdmin(ch, inst)
+		keys.register(ch)
 		aud.register(ch)
 		gwConn = ch
 	}
@@ -379,6 +386,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		closeSessions()
 		aud.close() // after the servers: every finished request is written
 		closeAuth()
+		keys.close()
 		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		if terr := tel.Shutdown(flushCtx); terr != nil {
 			log.Warn("telemetry flush", "err", terr)

@@ -30,6 +30,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/database"
+	"github.com/switchyard/switchyard/internal/llm"
 )
 
 // SecretPrefix starts every managed key's secret.
@@ -150,7 +151,8 @@ func WellFormed(token string) bool {
 }
 
 // Create stores a new key described by spec and returns it with its secret. The secret is not
-// kept and cannot be retrieved again. An invalid spec is an ErrInvalid error naming the field.
+// kept and cannot be retrieved again. An invalid spec is a KindInvalidArgument *llm.Error naming
+// the field (Param) that matches ErrInvalid.
 func (s *Store) Create(ctx context.Context, spec Spec) (*Key, string, error) {
 	now := s.now().UTC().Truncate(time.Millisecond)
 	if err := spec.check(now); err != nil {
@@ -191,25 +193,30 @@ func (s *Store) Create(ctx context.Context, spec Spec) (*Key, string, error) {
 func (spec *Spec) check(now time.Time) error {
 	switch {
 	case strings.TrimSpace(spec.Name) == "":
-		return fmt.Errorf("%w: name is required", ErrInvalid)
+		return invalid("name", "name is required")
 	case len(spec.Name) > MaxNameLen:
-		return fmt.Errorf("%w: name is longer than %d characters", ErrInvalid, MaxNameLen)
+		return invalid("name", "name is longer than %d characters", MaxNameLen)
 	case spec.Tenant == "":
-		return fmt.Errorf("%w: tenant is required", ErrInvalid)
+		return invalid("tenant", "tenant is required")
 	case !spec.ExpiresAt.IsZero() && !spec.ExpiresAt.After(now):
-		return fmt.Errorf("%w: expiry %s is not in the future", ErrInvalid, spec.ExpiresAt.UTC().Format(time.RFC3339))
+		return invalid("expire_time", "expiry %s is not in the future", spec.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	for _, s := range spec.Scopes {
 		if s == "" || strings.ContainsAny(s, " \t\n") {
-			return fmt.Errorf("%w: scope %q is empty or has spaces", ErrInvalid, s)
+			return invalid("scopes", "scope %q is empty or has spaces", s)
 		}
 	}
 	for _, m := range spec.Models {
 		if m == "" {
-			return fmt.Errorf("%w: empty model name", ErrInvalid)
+			return invalid("models", "empty model name")
 		}
 	}
 	return nil
+}
+
+// invalid returns a KindInvalidArgument error about param that matches ErrInvalid.
+func invalid(param, format string, args ...any) error {
+	return &llm.Error{Kind: llm.KindInvalidArgument, Param: param, Message: fmt.Sprintf(format, args...), Err: ErrInvalid}
 }
 
 // Get returns the key with the given id, or an ErrNotFound error.
@@ -251,7 +258,8 @@ func (s *Store) Revoke(ctx context.Context, id string) (*Key, error) {
 }
 
 // List returns one page of keys, the most recently created first, and the token of the next
-// page ("" on the last one). A malformed page token is an ErrInvalid error.
+// page ("" on the last one). A malformed page token is an error like Create's for an invalid
+// spec.
 func (s *Store) List(ctx context.Context, o ListOptions) ([]*Key, string, error) {
 	size := o.PageSize
 	switch {
@@ -317,7 +325,7 @@ func parseToken(tok string) (int64, string, error) {
 			return ms, id, nil
 		}
 	}
-	return 0, "", fmt.Errorf("%w: malformed page token", ErrInvalid)
+	return 0, "", invalid("page_token", "malformed page token")
 }
 
 type scanner interface{ Scan(dest ...any) error }
