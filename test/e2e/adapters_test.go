@@ -289,22 +289,30 @@ func adapterEmbeddings(t *testing.T, c openai.Client, model string, none bool) {
 		if d.Index != int64(i) || !slices.Equal(got, want) {
 			t.Errorf("float data[%d] = index %d %v, want %v", i, d.Index, d.Embedding, want)
 		}
-		var s string
-		if err := json.Unmarshal([]byte(b64.Data[i].JSON.Embedding.Raw()), &s); err != nil {
-			t.Fatalf("base64 embedding %d is not a string: %s", i, b64.Data[i].JSON.Embedding.Raw())
-		}
-		raw, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dec := make([]float32, len(raw)/4)
-		for j := range dec {
-			dec[j] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*j:]))
-		}
+		dec := base64Floats(t, b64.Data[i].JSON.Embedding.Raw())
 		if b64.Data[i].Index != int64(i) || !slices.Equal(dec, want) {
 			t.Errorf("base64 data[%d] = index %d %v, want %v", i, b64.Data[i].Index, dec, want)
 		}
 	}
+}
+
+// base64Floats decodes an embedding sent with encoding_format base64: a JSON string holding
+// little-endian float32 values.
+func base64Floats(t *testing.T, raw string) []float32 {
+	t.Helper()
+	var s string
+	if err := json.Unmarshal([]byte(raw), &s); err != nil {
+		t.Fatalf("base64 embedding is not a JSON string: %s", raw)
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b)%4 != 0 {
+		t.Fatalf("base64 embedding %q does not decode to float32 values (err %v)", s, err)
+	}
+	out := make([]float32, len(b)/4)
+	for j := range out {
+		out[j] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*j:]))
+	}
+	return out
 }
 
 func adapterModels(t *testing.T, c openai.Client, nc nativeCase) {
