@@ -141,10 +141,14 @@ func (c *auditCall) record(ctx context.Context, method string, start time.Time, 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if m, ok := c.req.(interface{ GetModel() string }); ok {
+	req := c.req
+	if sr, ok := req.(*pb.StreamChatCompletionRequest); ok {
+		req = sr.GetRequest()
+	}
+	if m, ok := req.(interface{ GetModel() string }); ok {
 		r.Model = m.GetModel()
 	}
-	if u, ok := c.req.(interface{ GetUser() string }); ok {
+	if u, ok := req.(interface{ GetUser() string }); ok {
 		r.User = u.GetUser()
 	}
 	if v := c.header.Get(routeHeader); len(v) > 0 {
