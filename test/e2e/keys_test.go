@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +22,12 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/app"
 	"github.com/switchyard/switchyard/internal/database"
+	"github.com/switchyard/switchyard/internal/database/dbtest"
 )
 
 // Configured keys of the managed-keys gateway: an operator with the admin scope and a client
@@ -37,12 +40,12 @@ const (
 // keysGateway is a running Switchyard with managed keys in a SQLite file, plus its logs.
 type keysGateway struct {
 	*app.Instance
-	up     *fakeOpenAI
-	dbPath string
-	logs   *syncBuffer
-	keys   pb.KeyServiceClient
-	sess   pb.SessionServiceClient
-	chat   pb.ChatServiceClient
+	up   *fakeOpenAI
+	db   database.Config
+	logs *syncBuffer
+	keys pb.KeyServiceClient
+	sess pb.SessionServiceClient
+	chat pb.ChatServiceClient
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
@@ -59,10 +62,10 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func startKeysGateway(t *testing.T) *keysGateway {
+// startKeysGateway starts Switchyard with managed keys in the database db.
+func startKeysGateway(t *testing.T, db database.Config) *keysGateway {
 	t.Helper()
 	up := newFakeOpenAI(t)
-	dbPath := t.TempDir() + "/keys.db"
 	yaml := fmt.Sprintf(`
 server:
   http_addr: 127.0.0.1:0
@@ -76,13 +79,13 @@ auth:
     - {name: client, key: %q, tenant: ops}
 keys:
   enabled: true
-  sql: {dsn: %q}
+  sql: {driver: %q, dsn: %q}
 providers:
   - {name: mock, type: mock, models: [echo]}
   - {name: up, type: openai, base_url: %q, api_key: %q}
 aliases:
   chat: up/gpt-ok
-`, keysAdminKey, keysClientKey, dbPath, up.URL+"/v1", upstreamKey)
+`, keysAdminKey, keysClientKey, db.Driver, db.DSN, up.URL+"/v1", upstreamKey)
 	logs := &syncBuffer{}
 	// Debug level: whatever any layer logs about a request is checked for secrets.
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -92,7 +95,7 @@ aliases:
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cc.Close() })
-	return &keysGateway{Instance: inst, up: up, dbPath: dbPath, logs: logs,
+	return &keysGateway{Instance: inst, up: up, db: db, logs: logs,
 		keys: pb.NewKeyServiceClient(cc), sess: pb.NewSessionServiceClient(cc), chat: pb.NewChatServiceClient(cc)}
 }
 
@@ -152,8 +155,18 @@ func wantGRPCCode(t *testing.T, err error, want codes.Code) {
 	}
 }
 
+// TestManagedKeys runs the life of managed keys on each database.
 func TestManagedKeys(t *testing.T) {
-	g := startKeysGateway(t)
+	t.Run("sqlite", func(t *testing.T) {
+		testManagedKeys(t, database.Config{Driver: database.SQLite, DSN: t.TempDir() + "/keys.db"})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testManagedKeys(t, database.Config{Driver: database.Postgres, DSN: dbtest.PostgresDSN(t)})
+	})
+}
+
+func testManagedKeys(t *testing.T, dbc database.Config) {
+	g := startKeysGateway(t, dbc)
 	ctx := t.Context()
 	admin := withKey(ctx, keysAdminKey)
 	var secrets []string // every secret created: none may show up anywhere after creation
@@ -277,12 +290,12 @@ func TestManagedKeys(t *testing.T) {
 	if exp.GetKey().GetExpireTime() == nil {
 		t.Fatalf("key created with a ttl has no expire_time: %v", exp.GetKey())
 	}
-	db, err := database.Open(ctx, database.Config{DSN: g.dbPath})
+	db, err := database.Open(ctx, g.db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.ExecContext(ctx, "UPDATE api_keys SET expires_at = ? WHERE id = ?", time.Now().Add(-time.Second).UnixMilli(), exp.GetKey().GetId()); err != nil {
+	if _, err := db.ExecContext(ctx, db.Rebind("UPDATE api_keys SET expires_at = ? WHERE id = ?"), time.Now().Add(-time.Second).UnixMilli(), exp.GetKey().GetId()); err != nil {
 		t.Fatal(err)
 	}
 	calls = g.up.count()
@@ -339,5 +352,63 @@ providers:
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET /admin/v1/keys with keys off = %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestManagedKeysRequests checks KeyService's request handling: defaults, invalid requests and
+// paging.
+func TestManagedKeysRequests(t *testing.T) {
+	g := startKeysGateway(t, database.Config{Driver: database.SQLite, DSN: t.TempDir() + "/keys.db"})
+	admin := withKey(t.Context(), keysAdminKey)
+	mine, err := g.keys.CreateKey(admin, &pb.CreateKeyRequest{Name: "mine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := mine.GetKey(); k.GetTenant() != "ops" || k.GetExpireTime() != nil || slices.Contains(k.GetScopes(), "admin") || len(k.GetScopes()) == 0 {
+		t.Fatalf("key created without tenant or scopes = %v; want the caller's tenant and the default scopes", k)
+	}
+	create := []struct {
+		name string
+		req  *pb.CreateKeyRequest
+	}{
+		{"no name", &pb.CreateKeyRequest{}},
+		{"expire_time and ttl", &pb.CreateKeyRequest{Name: "k", ExpireTime: timestamppb.New(time.Now().Add(time.Hour)), Ttl: durationpb.New(time.Hour)}},
+		{"negative ttl", &pb.CreateKeyRequest{Name: "k", Ttl: durationpb.New(-time.Hour)}},
+		{"zero ttl", &pb.CreateKeyRequest{Name: "k", Ttl: durationpb.New(0)}},
+		{"past expire_time", &pb.CreateKeyRequest{Name: "k", ExpireTime: timestamppb.New(time.Now().Add(-time.Hour))}},
+		{"scope with a space", &pb.CreateKeyRequest{Name: "k", Scopes: []string{"chat write"}}},
+		{"empty model", &pb.CreateKeyRequest{Name: "k", Models: []string{""}}},
+	}
+	for _, c := range create {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := g.keys.CreateKey(admin, c.req)
+			wantGRPCCode(t, err, codes.InvalidArgument)
+		})
+	}
+	for _, req := range []*pb.ListKeysRequest{{PageSize: -1}, {PageSize: 1001}, {PageToken: "not-a-token"}} {
+		_, err := g.keys.ListKeys(admin, req)
+		wantGRPCCode(t, err, codes.InvalidArgument)
+	}
+	for range 2 {
+		if _, err := g.keys.CreateKey(admin, &pb.CreateKeyRequest{Name: "more"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	tok := ""
+	for range 5 {
+		page, err := g.keys.ListKeys(admin, &pb.ListKeysRequest{PageSize: 2, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range page.GetKeys() {
+			ids = append(ids, k.GetId())
+		}
+		if tok = page.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	if len(ids) != 3 || ids[2] != mine.GetKey().GetId() {
+		t.Fatalf("paged through %q; want three keys ending with the first one created", ids)
 	}
 }
