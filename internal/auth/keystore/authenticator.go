@@ -22,6 +22,8 @@ const (
 	DefaultNegativeTTL = time.Minute
 	// DefaultMaxEntries bounds each of the found and refused caches.
 	DefaultMaxEntries = 10_000
+	// DefaultLookupTimeout bounds one store lookup.
+	DefaultLookupTimeout = 5 * time.Second
 )
 
 // Finder finds a key by the SHA-256 of its secret, returning an ErrNotFound error for an unknown
@@ -45,10 +47,11 @@ var _ auth.Authenticator = (*Authenticator)(nil)
 // more than once per distinct token per TTL, so repeating a bad token costs no database work;
 // every distinct well-formed guess costs one indexed lookup (rate limits bound those).
 type Authenticator struct {
-	f          Finder
-	ttl, negTT time.Duration
-	max        int
-	now        func() time.Time
+	f             Finder
+	ttl, negTT    time.Duration
+	lookupTimeout time.Duration
+	max           int
+	now           func() time.Time
 
 	mu       sync.Mutex
 	found    map[[sha256.Size]byte]foundEntry
@@ -88,13 +91,19 @@ func WithNegativeTTL(d time.Duration) AuthOption { return func(a *Authenticator)
 // WithMaxEntries bounds each cache (DefaultMaxEntries).
 func WithMaxEntries(n int) AuthOption { return func(a *Authenticator) { a.max = n } }
 
+// WithLookupTimeout bounds each store lookup (DefaultLookupTimeout).
+func WithLookupTimeout(d time.Duration) AuthOption {
+	return func(a *Authenticator) { a.lookupTimeout = d }
+}
+
 // WithAuthClock sets the clock for expiry and cache deadlines (time.Now by default).
 func WithAuthClock(now func() time.Time) AuthOption { return func(a *Authenticator) { a.now = now } }
 
 // NewAuthenticator returns an Authenticator checking tokens against f.
 func NewAuthenticator(f Finder, opts ...AuthOption) *Authenticator {
 	a := &Authenticator{
-		f: f, ttl: DefaultCacheTTL, negTT: DefaultNegativeTTL, max: DefaultMaxEntries, now: time.Now,
+		f: f, ttl: DefaultCacheTTL, negTT: DefaultNegativeTTL, lookupTimeout: DefaultLookupTimeout,
+		max: DefaultMaxEntries, now: time.Now,
 		found:    map[[sha256.Size]byte]foundEntry{},
 		refused:  map[[sha256.Size]byte]refusedEntry{},
 		inflight: map[[sha256.Size]byte]*lookup{},
@@ -104,6 +113,9 @@ func NewAuthenticator(f Finder, opts ...AuthOption) *Authenticator {
 	}
 	if a.max <= 0 {
 		a.max = DefaultMaxEntries
+	}
+	if a.lookupTimeout <= 0 {
+		a.lookupTimeout = DefaultLookupTimeout
 	}
 	return a
 }
@@ -171,8 +183,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*auth.P
 			return nil, llm.Wrap(llm.KindCanceled, ctx.Err(), "keystore: key lookup")
 		}
 	} else {
-		// The lookup is shared: it must not fail because the caller that started it went away.
-		l.key, l.err = a.f.Lookup(context.WithoutCancel(ctx), h)
+		// The lookup is shared: it must not fail because the caller that started it went away,
+		// so it has its own deadline.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.lookupTimeout)
+		l.key, l.err = a.f.Lookup(lctx, h)
+		cancel()
 		a.mu.Lock()
 		delete(a.inflight, h)
 		a.remember(h, l.key, l.err, a.now())

@@ -289,3 +289,20 @@ func TestChain(t *testing.T) {
 		})
 	}
 }
+
+// hangingFinder answers only when the lookup's context ends.
+type hangingFinder struct{}
+
+func (hangingFinder) Lookup(ctx context.Context, _ [sha256.Size]byte) (*keystore.Key, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func TestAuthenticatorLookupTimeout(t *testing.T) {
+	a := keystore.NewAuthenticator(hangingFinder{}, keystore.WithLookupTimeout(time.Millisecond))
+	// The caller's context never ends: the lookup's own deadline must.
+	_, err := a.Authenticate(context.Background(), secret('a'))
+	if k := llm.KindOf(err); k != llm.KindUnavailable || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error = %v (%v); want UNAVAILABLE caused by the lookup deadline", err, k)
+	}
+}
