@@ -65,10 +65,10 @@ type Config struct {
 	Sessions SessionsConfig `yaml:"sessions"`
 	// Keys configures managed API keys (KeyService; keys.go).
 	Keys KeysConfig `yaml:"keys"`
-	// Keys configures managed API keys (KeyService; keys.go).
-	Keys KeysConfig `yaml:"keys"`
 	// Audit configures the audit log (docs/audit.md; audit.go).
 	Audit AuditConfig `yaml:"audit"`
+	// Limits configures rate limits and token quotas per tenant and API key (limits.go).
+	Limits LimitsConfig `yaml:"limits"`
 }
 
 // routerConfig is the routing part of c.
@@ -272,7 +272,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Log.Format, "json")
 	setDefault(&c.Auth.Mode, auth.ModeNone)
 	c.Sessions.applyDefaults()
-	c.Keys.applyDefaults()
+	c.Limits.applyDefaults()
 	c.Keys.applyDefaults()
 	c.Audit.applyDefaults()
 }
@@ -386,7 +386,7 @@ func (c *Config) validate(providerTypes []string) error {
 		errs = append(errs, err)
 	}
 	c.Sessions.validate(add)
-	c.Keys.validate(add)
+	c.Limits.validate(add)
 	c.Keys.validate(add)
 	c.Audit.validate(add)
 	return errors.Join(errs...)

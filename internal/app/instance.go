@@ -212,6 +212,11 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		return fail(err)
 	}
 	cleanup = append(cleanup, closeSessions)
+	limiter, closeLimits, err := buildLimits(ctx, cfg.Limits, tel.MeterProvider(), log)
+	if err != nil {
+		return fail(err)
+	}
+	cleanup = append(cleanup, closeLimits)
 	aud, err := buildAudit(ctx, cfg.Audit, tel.MeterProvider(), log)
 	if err != nil {
 		return fail(err)
@@ -247,7 +252,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 
 	inst.health = health.NewServer()
 	inst.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-	icfg := interceptor.Config{Logger: log, Authenticator: authn}
+	icfg := interceptor.Config{Logger: log, Authenticator: authn, Limiter: limiter}
 	icfg.Auditor, icfg.AuditBodyMax = aud.auditor(), aud.bodyMax()
 	unaryChain, streamChain := interceptor.Unary(icfg), interceptor.Stream(icfg)
 	grpcSrv := grpc.NewServer(
@@ -384,6 +389,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		}
 		gwCancel()
 		closeSessions()
+		closeLimits()
 		aud.close() // after the servers: every finished request is written
 		closeAuth()
 		keys.close()
