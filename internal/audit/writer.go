@@ -18,6 +18,7 @@ import (
 const (
 	DefaultBufferSize = 8192
 	DefaultBatchSize  = 256
+	DefaultLinger     = 5 * time.Millisecond
 )
 
 // Drop reasons (the "reason" attribute of the dropped-records counter).
@@ -54,6 +55,9 @@ type WriterOptions struct {
 	MeterProvider metric.MeterProvider // nil: the global provider
 	Redactor      *Redactor            // nil: bodies kept as they are
 	Codec         *codec.Codec         // seals bodies; nil: plaintext
+	// Linger is how long a batch waits for more records once it has one (default 5ms; negative:
+	// no wait). Longer lingers mean fewer, larger transactions.
+	Linger time.Duration
 	// RetryDelays are the waits before retrying a failed Append (default 100ms, 500ms, 2s).
 	RetryDelays []time.Duration
 }
@@ -91,6 +95,9 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Linger == 0 {
+		opts.Linger = DefaultLinger
 	}
 	if opts.RetryDelays == nil {
 		opts.RetryDelays = []time.Duration{100 * time.Millisecond, 500 * time.Millisecond, 2 * time.Second}
@@ -208,17 +215,37 @@ func (w *Writer) run() {
 	for e := range w.ch {
 		batch, markers = batch[:0], markers[:0]
 		add(e)
+		// Wait up to Linger for more records: one transaction per batch, not per record.
+		var timer *time.Timer
+		var linger <-chan time.Time
+		if w.opts.Linger > 0 {
+			timer = time.NewTimer(w.opts.Linger)
+			linger = timer.C
+		}
 	fill:
-		for len(batch) < w.opts.BatchSize {
-			select {
-			case e, ok := <-w.ch:
-				if !ok {
+		for len(batch) < w.opts.BatchSize && len(markers) == 0 {
+			var e *Entry
+			var ok bool
+			if linger == nil {
+				select {
+				case e, ok = <-w.ch:
+				default:
 					break fill
 				}
-				add(e)
-			default:
+			} else {
+				select {
+				case e, ok = <-w.ch:
+				case <-linger:
+					break fill
+				}
+			}
+			if !ok {
 				break fill
 			}
+			add(e)
+		}
+		if timer != nil {
+			timer.Stop()
 		}
 		if len(batch) > 0 {
 			w.append(batch)

@@ -155,7 +155,7 @@ func (c *auditCall) record(ctx context.Context, method string, start time.Time, 
 		r.Target = v[0]
 	}
 	if v := c.header.Get(attemptsHeader); len(v) > 0 {
-		r.Attempts, _ = strconv.Atoi(strings.TrimSpace(strings.SplitN(v[0], " ", 2)[0]))
+		r.Attempts, _ = strconv.Atoi(v[0])
 	}
 	r.InputTokens, r.OutputTokens = c.in, c.out
 	code := status.Code(err)
