@@ -2,12 +2,14 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -17,15 +19,17 @@ import (
 
 // JWT defaults.
 const (
-	DefaultClockSkew      = 30 * time.Second
-	MaxClockSkew          = 5 * time.Minute
-	DefaultJWKSRefresh    = 15 * time.Minute
-	DefaultJWKSMinRefresh = 30 * time.Second
-	DefaultTenantClaim    = "tenant"
-	DefaultSubjectClaim   = "sub"
-	DefaultScopeClaim     = "scope"
-	minHMACSecretBytes    = 32 // RFC 7518 §3.2: at least the hash size; HS256 is the smallest
-	maxJWKSBytes          = 1 << 20
+	DefaultClockSkew        = 30 * time.Second
+	MaxClockSkew            = 5 * time.Minute
+	DefaultJWKSRefresh      = 15 * time.Minute
+	DefaultJWKSMinRefresh   = 30 * time.Second
+	DefaultTenantClaim      = "tenant"
+	DefaultSubjectClaim     = "sub"
+	DefaultScopeClaim       = "scope"
+	DefaultVerifiedCacheTTL = time.Minute
+	verifiedCacheMax        = 10000 // entries; a full cache drops expired entries, then everything
+	minHMACSecretBytes      = 32    // RFC 7518 §3.2: at least the hash size; HS256 is the smallest
+	maxJWKSBytes            = 1 << 20
 )
 
 // JWTConfig configures JWT verification (modes "jwt" and "both").
@@ -40,6 +44,13 @@ type JWTConfig struct {
 	// tokens with an unknown kid (so forged kids cannot make the gateway hammer the issuer);
 	// default DefaultJWKSMinRefresh.
 	JWKSMinRefresh time.Duration `yaml:"jwks_min_refresh_interval,omitempty"`
+	// VerifiedCacheTTL is how long a verified token's principal is remembered, so that a service
+	// reusing its token pays for one signature verification instead of one per request (tens of
+	// microseconds for RS256/ES256). An entry never outlives the token's exp; once the gateway
+	// has refetched a JWKS without a key, tokens signed by that key stop being accepted within
+	// this time. Default
+	// DefaultVerifiedCacheTTL; negative disables the cache.
+	VerifiedCacheTTL time.Duration `yaml:"verified_cache_ttl,omitempty"`
 }
 
 // Issuer is one trusted token issuer. Exactly one of JWKSURL, KeysFile and HMACSecret is set, and
@@ -70,6 +81,7 @@ var (
 type jwtAuth struct {
 	issuers map[string]*issuer
 	now     func() time.Time
+	cache   *verifiedCache // nil when disabled
 }
 
 type issuer struct {
@@ -106,6 +118,12 @@ func newJWTAuth(cfg JWTConfig, o options) (*jwtAuth, error) {
 		return nil, errors.New("auth: jwt: refresh intervals must not be negative")
 	}
 	a := &jwtAuth{issuers: map[string]*issuer{}, now: o.now}
+	switch ttl := cfg.VerifiedCacheTTL; {
+	case ttl == 0:
+		a.cache = newVerifiedCache(DefaultVerifiedCacheTTL)
+	case ttl > 0:
+		a.cache = newVerifiedCache(ttl)
+	}
 	for i, ic := range cfg.Issuers {
 		where := fmt.Sprintf("auth: jwt.issuers[%d]", i)
 		if ic.Issuer != "" {
@@ -220,6 +238,13 @@ func (a *jwtAuth) Authenticate(ctx context.Context, token string) (*Principal, e
 	if !LooksLikeJWT(token) {
 		return nil, unauthenticated("invalid_token", "The bearer token is not a JWT.")
 	}
+	var sum [sha256.Size]byte
+	if a.cache != nil {
+		sum = sha256.Sum256([]byte(token))
+		if p := a.cache.get(sum, a.now()); p != nil {
+			return p, nil
+		}
+	}
 	// Read iss and alg without trusting them, to pick the issuer whose keys and algorithms apply.
 	var unverified jwt.MapClaims
 	tok, _, err := jwt.NewParser().ParseUnverified(token, &unverified)
@@ -265,7 +290,64 @@ func (a *jwtAuth) Authenticate(ctx context.Context, token string) (*Principal, e
 			return nil, unauthenticated("invalid_token", "The token's %q claim is not a string or an array of strings.", is.cfg.ModelsClaim)
 		}
 	}
+	if a.cache != nil {
+		if exp, err := claims.GetExpirationTime(); err == nil && exp != nil {
+			a.cache.put(sum, p, exp.Time, a.now())
+		}
+	}
 	return p, nil
+}
+
+// verifiedCache remembers the principals of verified tokens by the SHA-256 of the token, until
+// the token's exp or the TTL, whichever is first. A token that differs in one byte (tampered) has
+// another hash and is verified afresh.
+type verifiedCache struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[[sha256.Size]byte]verifiedEntry
+}
+
+type verifiedEntry struct {
+	p     *Principal
+	until time.Time
+}
+
+func newVerifiedCache(ttl time.Duration) *verifiedCache {
+	return &verifiedCache{ttl: ttl, m: map[[sha256.Size]byte]verifiedEntry{}}
+}
+
+func (c *verifiedCache) get(sum [sha256.Size]byte, now time.Time) *Principal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[sum]
+	if !ok {
+		return nil
+	}
+	if !now.Before(e.until) {
+		delete(c.m, sum)
+		return nil
+	}
+	return e.p
+}
+
+func (c *verifiedCache) put(sum [sha256.Size]byte, p *Principal, exp, now time.Time) {
+	until := now.Add(c.ttl)
+	if exp.Before(until) {
+		until = exp
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= verifiedCacheMax {
+		for k, e := range c.m {
+			if !now.Before(e.until) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= verifiedCacheMax {
+			clear(c.m)
+		}
+	}
+	c.m[sum] = verifiedEntry{p: p, until: until}
 }
 
 // jwtError turns a parser error into the client's error: *llm.Error from key lookup as is,

@@ -86,7 +86,7 @@ func claims(edit func(jwt.MapClaims)) jwt.MapClaims {
 }
 
 // sign signs c with method and key, setting kid when it is not empty.
-func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
+func sign(t testing.TB, method jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(method, c)
 	if kid != "" {
@@ -139,7 +139,7 @@ func pemPublic(t *testing.T, key crypto.PublicKey, kid string) []byte {
 	return pem.EncodeToMemory(b)
 }
 
-func writeFile(t *testing.T, name string, data []byte) string {
+func writeFile(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -398,7 +398,7 @@ func TestJWKSRotation(t *testing.T) {
 	clk := now
 	tick := func(d time.Duration) { mu.Lock(); clk = clk.Add(d); mu.Unlock() }
 	a, err := auth.New(auth.Config{Mode: "jwt", JWT: auth.JWTConfig{
-		JWKSMinRefresh: time.Minute, JWKSRefresh: time.Hour,
+		JWKSMinRefresh: time.Minute, JWKSRefresh: time.Hour, VerifiedCacheTTL: -1, // every token verified
 		Issuers: []auth.Issuer{{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"RS256"}, JWKSURL: srv.URL}},
 	}}, auth.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }))
 	if err != nil {
@@ -531,4 +531,40 @@ func TestLooksLikeJWT(t *testing.T) {
 			t.Errorf("LooksLikeJWT(%q) = %v; want %v", tok, got, want)
 		}
 	}
+}
+
+// TestVerifiedCache: a verified token is not verified again within the cache TTL (so a key the
+// issuer removed keeps honouring it until then), and is verified afresh after it.
+func TestVerifiedCache(t *testing.T) {
+	key1, key2 := mustRSA(), mustRSA()
+	srv := newJWKSServer(t, jwks(jwkOf("k1", &key1.PublicKey)))
+	var mu sync.Mutex
+	clk := now
+	tick := func(d time.Duration) { mu.Lock(); clk = clk.Add(d); mu.Unlock() }
+	a := newAuth(t, auth.Config{Mode: "jwt", JWT: auth.JWTConfig{
+		JWKSMinRefresh: time.Millisecond, VerifiedCacheTTL: time.Minute,
+		Issuers: []auth.Issuer{{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"RS256"}, JWKSURL: srv.URL}},
+	}}, auth.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }))
+	ctx := context.Background()
+	tok1 := sign(t, jwt.SigningMethodRS256, key1, "k1", claims(nil))
+	if _, err := a.Authenticate(ctx, tok1); err != nil {
+		t.Fatal(err)
+	}
+	// The issuer rotates to k2, and the gateway learns it from the first k2 token.
+	srv.set(jwks(jwkOf("k2", &key2.PublicKey)))
+	tick(30 * time.Second)
+	if _, err := a.Authenticate(ctx, sign(t, jwt.SigningMethodRS256, key2, "k2", claims(nil))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(ctx, tok1); err != nil {
+		t.Fatalf("within the cache TTL: %v; want the cached principal", err)
+	}
+	// A tampered copy is another token: verified, refused.
+	_, err := a.Authenticate(ctx, tamper(t, tok1, claims(func(c jwt.MapClaims) { c["tenant"] = "globex" })))
+	if err == nil {
+		t.Fatal("tampered token accepted")
+	}
+	tick(31 * time.Second)
+	_, err = a.Authenticate(ctx, tok1)
+	wantCode(t, err, "unknown_kid")
 }
