@@ -60,7 +60,7 @@ func (s *auditService) ListAuditRecords(ctx context.Context, in *pb.ListAuditRec
 	if in.GetPageSize() < 0 {
 		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "page_size", Message: "page_size must not be negative"}
 	}
-	f := audit.Filter{Tenant: tenant, Subject: in.GetSubject(), RequestID: in.GetRequestId(),
+	f := audit.Filter{Tenant: tenant, Subject: in.GetSubject(), User: in.GetUser(), RequestID: in.GetRequestId(),
 		PageSize: int(in.GetPageSize()), PageToken: in.GetPageToken()}
 	if in.StartTime != nil {
 		f.From = in.GetStartTime().AsTime()

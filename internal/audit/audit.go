@@ -196,6 +196,7 @@ type Filter struct {
 	Tenant    string
 	From, To  time.Time // [From, To); zero: unbounded
 	Subject   string    // principal subject
+	User      string    // end user
 	RequestID string
 	PageSize  int    // default 100, at most 1000
 	PageToken string // from the previous page's next token

@@ -189,6 +189,9 @@ func (s *Store) Query(ctx context.Context, f Filter) ([]*Record, string, error) 
 	if f.Subject != "" {
 		where, args = append(where, "subject = ?"), append(args, f.Subject)
 	}
+	if f.User != "" {
+		where, args = append(where, "end_user = ?"), append(args, f.User)
+	}
 	if f.RequestID != "" {
 		where, args = append(where, "request_id = ?"), append(args, f.RequestID)
 	}

@@ -222,6 +222,7 @@ func TestStoreQueryAndErase(t *testing.T) {
 			{"request id of another tenant", audit.Filter{Tenant: "a", RequestID: "req-b-3"}, 0},
 			{"subject", audit.Filter{Tenant: "b", Subject: "key-b"}, 25},
 			{"subject of another tenant", audit.Filter{Tenant: "b", Subject: "key-a"}, 0},
+			{"end user", audit.Filter{Tenant: "b", User: "user-2"}, 8},
 		}
 		for _, c := range filters {
 			got, _, err := s.Query(ctx, c.f)

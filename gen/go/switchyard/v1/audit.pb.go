@@ -43,6 +43,9 @@ type ListAuditRecordsRequest struct {
 	PageToken string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Include the decrypted bodies, where kept.
 	IncludeBodies bool `protobuf:"varint,8,opt,name=include_bodies,json=includeBodies,proto3" json:"include_bodies,omitempty"`
+	// Only records naming this end user (the request's "user"): with include_bodies, a subject's
+	// export.
+	User          string `protobuf:"bytes,9,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -131,6 +134,13 @@ func (x *ListAuditRecordsRequest) GetIncludeBodies() bool {
 		return x.IncludeBodies
 	}
 	return false
+}
+
+func (x *ListAuditRecordsRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
 }
 
 // ListAuditRecordsResponse is one page of records.
@@ -537,7 +547,7 @@ var File_switchyard_v1_audit_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x19switchyard/v1/audit.proto\x12\rswitchyard.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x02\n" +
+	"\x19switchyard/v1/audit.proto\x12\rswitchyard.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n" +
 	"\x17ListAuditRecordsRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x129\n" +
 	"\n" +
@@ -549,7 +559,8 @@ const file_switchyard_v1_audit_proto_rawDesc = "" +
 	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\a \x01(\tR\tpageToken\x12%\n" +
-	"\x0einclude_bodies\x18\b \x01(\bR\rincludeBodies\"x\n" +
+	"\x0einclude_bodies\x18\b \x01(\bR\rincludeBodies\x12\x12\n" +
+	"\x04user\x18\t \x01(\tR\x04user\"x\n" +
 	"\x18ListAuditRecordsResponse\x124\n" +
 	"\arecords\x18\x01 \x03(\v2\x1a.switchyard.v1.AuditRecordR\arecords\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf6\x05\n" +

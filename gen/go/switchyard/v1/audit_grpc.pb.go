@@ -32,7 +32,7 @@ const (
 // tenant only; naming another tenant answers PERMISSION_DENIED.
 type AuditServiceClient interface {
 	// ListAuditRecords lists the tenant's records, newest first, filtered by time, principal
-	// subject or request id, a page at a time.
+	// subject, end user or request id, a page at a time.
 	ListAuditRecords(ctx context.Context, in *ListAuditRecordsRequest, opts ...grpc.CallOption) (*ListAuditRecordsResponse, error)
 	// EraseAuditBodies removes the stored request and response bodies of every record of the
 	// tenant whose principal subject or end user is the given subject (GDPR art. 17, CCPA right to
@@ -78,7 +78,7 @@ func (c *auditServiceClient) EraseAuditBodies(ctx context.Context, in *EraseAudi
 // tenant only; naming another tenant answers PERMISSION_DENIED.
 type AuditServiceServer interface {
 	// ListAuditRecords lists the tenant's records, newest first, filtered by time, principal
-	// subject or request id, a page at a time.
+	// subject, end user or request id, a page at a time.
 	ListAuditRecords(context.Context, *ListAuditRecordsRequest) (*ListAuditRecordsResponse, error)
 	// EraseAuditBodies removes the stored request and response bodies of every record of the
 	// tenant whose principal subject or end user is the given subject (GDPR art. 17, CCPA right to
