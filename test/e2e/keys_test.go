@@ -62,8 +62,9 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-// startKeysGateway starts Switchyard with managed keys in the database db.
-func startKeysGateway(t *testing.T, db database.Config) *keysGateway {
+// startKeysGateway starts Switchyard with managed keys in the database db; extraKeys is added to
+// the keys section (indented flow-style fields, e.g. "  cache_ttl: -1s\n").
+func startKeysGateway(t *testing.T, db database.Config, extraKeys ...string) *keysGateway {
 	t.Helper()
 	up := newFakeOpenAI(t)
 	yaml := fmt.Sprintf(`
@@ -80,12 +81,12 @@ auth:
 keys:
   enabled: true
   sql: {driver: %q, dsn: %q}
-providers:
+%sproviders:
   - {name: mock, type: mock, models: [echo]}
   - {name: up, type: openai, base_url: %q, api_key: %q}
 aliases:
   chat: up/gpt-ok
-`, keysAdminKey, keysClientKey, db.Driver, db.DSN, up.URL+"/v1", upstreamKey)
+`, keysAdminKey, keysClientKey, db.Driver, db.DSN, strings.Join(extraKeys, ""), up.URL+"/v1", upstreamKey)
 	logs := &syncBuffer{}
 	// Debug level: whatever any layer logs about a request is checked for secrets.
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -410,5 +411,33 @@ func TestManagedKeysRequests(t *testing.T) {
 	}
 	if len(ids) != 3 || ids[2] != mine.GetKey().GetId() {
 		t.Fatalf("paged through %q; want three keys ending with the first one created", ids)
+	}
+}
+
+// TestManagedKeysRevokedAcrossInstances: two instances share the database; a key revoked through
+// one is refused by the other. The other instance runs without the found-keys cache, so the
+// revocation shows at its next request; with the cache it shows within keys.cache_ttl (the
+// keystore tests check that bound with a fake clock).
+func TestManagedKeysRevokedAcrossInstances(t *testing.T) {
+	db := database.Config{Driver: database.SQLite, DSN: t.TempDir() + "/keys.db"}
+	a := startKeysGateway(t, db)
+	b := startKeysGateway(t, db, "  cache_ttl: -1s\n")
+	admin := withKey(t.Context(), keysAdminKey)
+	k, err := a.keys.CreateKey(admin, &pb.CreateKeyRequest{Name: "shared", Tenant: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*keysGateway{a, b} {
+		if code, body := g.chatREST(t, k.GetSecret(), "mock/echo"); code != http.StatusOK {
+			t.Fatalf("chat before revocation = %d %s", code, body)
+		}
+	}
+	if _, err := a.keys.RevokeKey(admin, &pb.RevokeKeyRequest{Id: k.GetKey().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	for name, g := range map[string]*keysGateway{"revoking instance": a, "other instance": b} {
+		if code, body := g.chatREST(t, k.GetSecret(), "mock/echo"); code != http.StatusUnauthorized {
+			t.Errorf("%s: chat after revocation = %d %s, want 401", name, code, body)
+		}
 	}
 }
