@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -64,25 +65,26 @@ limits:
 // its body read.
 func restChat(t *testing.T, addr string, stream bool) (*http.Response, string) {
 	t.Helper()
+	resp, body, err := postChat(addr, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
+// postChat is restChat for goroutines other than the test's.
+func postChat(addr string, stream bool) (*http.Response, string, error) {
 	body := `{"model":"mock/echo","messages":[{"role":"user","content":"hi"}],"max_tokens":10`
 	if stream {
 		body += `,"stream":true`
 	}
 	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json", strings.NewReader(body+"}"))
 	if err != nil {
-		t.Fatal(err)
+		return nil, "", err
 	}
 	defer resp.Body.Close()
-	var sb strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		sb.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return resp, sb.String()
+	b, err := io.ReadAll(resp.Body)
+	return resp, string(b), err
 }
 
 func TestLimitsREST(t *testing.T) {
@@ -180,7 +182,11 @@ func TestLimitsHoldAcrossInstances(t *testing.T) {
 			for w := range 8 {
 				wg.Go(func() {
 					for i := w; i < n; i += 8 {
-						resp, body := restChat(t, insts[i%2].HTTPAddr(), false)
+						resp, body, err := postChat(insts[i%2].HTTPAddr(), false)
+						if err != nil {
+							t.Error(err)
+							return
+						}
 						switch resp.StatusCode {
 						case http.StatusOK:
 							accepted.Add(1)
