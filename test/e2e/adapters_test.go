@@ -32,9 +32,6 @@ type nativeCase struct {
 	chat, embed string // upstream model names; embed is "" when the protocol has no embeddings API
 	noTools     bool   // the protocol has no tool calls: the gateway answers 400
 	noReasoning bool   // the protocol carries no reasoning content
-	// gaps names subtests that show a known difference from OpenAI's behaviour, with the reason;
-	// they are skipped until the adapter is fixed.
-	gaps map[string]string
 }
 
 // httpNative is the config entry of an HTTP adapter of type typ pointed at a providertest
@@ -55,11 +52,7 @@ func nativeCases() []nativeCase {
 		{name: "anthropic", chat: "claude-sonnet-4-5",
 			provider: httpNative("anthropic", &anthropictest.Wire{}, "", "")},
 		{name: "gemini", chat: "gemini-2.5-flash", embed: "gemini-embedding-001",
-			provider: httpNative("gemini", geminitest.NewWire(), "/v1beta", ""),
-			gaps: map[string]string{"tool call streamed": "Gemini sends a function call in its last event, with finishReason, " +
-				"and the adapter turns that event into one chunk carrying both the call and finish_reason; OpenAI sends " +
-				"finish_reason in a chunk of its own, and the SDK's ChatCompletionAccumulator.JustFinishedToolCall " +
-				"never reports a call that ends in its finishing chunk. Fix: split such an event into two chunks."}},
+			provider: httpNative("gemini", geminitest.NewWire(), "/v1beta", "")},
 		{name: "ollama", chat: "llama3.2", embed: "nomic-embed-text",
 			provider: httpNative("ollama", &ollamatest.Wire{}, "", ", options: {num_ctx: '8192'}")},
 		{name: "kserve", chat: "ensemble", embed: "bge", noTools: true, noReasoning: true,
@@ -122,12 +115,7 @@ func TestAdapters(t *testing.T) {
 				{"embeddings", func(t *testing.T) { adapterEmbeddings(t, c, "emb", nc.embed == "") }},
 				{"models", func(t *testing.T) { adapterModels(t, c, nc) }},
 			} {
-				t.Run(check.name, func(t *testing.T) {
-					if why, ok := nc.gaps[check.name]; ok {
-						t.Skip("known gap: " + why)
-					}
-					check.fn(t)
-				})
+				t.Run(check.name, check.fn)
 			}
 		})
 	}

@@ -33,8 +33,9 @@ type stream struct {
 
 	cands    map[int32]*candState
 	usage    *llm.Usage
-	finished bool  // a finishReason was seen: the end of the body is then the end of the answer
-	err      error // sticky: io.EOF or the error that ended the stream
+	finished bool       // a finishReason was seen: the end of the body is then the end of the answer
+	pending  *llm.Chunk // the finish reasons of the last event, sent after its content
+	err      error      // sticky: io.EOF or the error that ended the stream
 	once     sync.Once
 }
 
@@ -56,6 +57,10 @@ func newStream(ctx context.Context, cancel context.CancelFunc, providerName, mod
 // connection that broke or a body that ended before a finishReason (KindUpstream), the end of
 // ctx (KindCanceled, KindTimeout).
 func (s *stream) Recv() (*llm.Chunk, error) {
+	if p := s.pending; p != nil {
+		s.pending = nil
+		return p, nil
+	}
 	for s.err == nil {
 		data, _, err := s.sse.Next()
 		if err != nil {
@@ -107,7 +112,9 @@ func (s *stream) end(err error) (*llm.Chunk, error) {
 }
 
 // decode converts one event, or returns nil when it carries nothing for the client (an event
-// with usage only, say).
+// with usage only, say). Gemini puts the finishReason in the event with the last content; OpenAI
+// clients expect it in a chunk of its own (the OpenAI SDK reports a finished tool call only when a
+// later chunk arrives), so a choice that has both is split: content now, finish reason next.
 func (s *stream) decode(w *generateResponse) *llm.Chunk {
 	if w.ModelVersion != "" {
 		s.model = w.ModelVersion
@@ -164,6 +171,17 @@ func (s *stream) decode(w *generateResponse) *llm.Chunk {
 	}
 	if len(choices) == 0 {
 		return nil
+	}
+	var finishes []llm.ChunkChoice
+	for i := range choices {
+		ch := &choices[i]
+		if ch.FinishReason != "" && (ch.Content != nil || ch.ReasoningContent != nil || len(ch.ToolCalls) > 0) {
+			finishes = append(finishes, llm.ChunkChoice{Index: ch.Index, FinishReason: ch.FinishReason})
+			ch.FinishReason = ""
+		}
+	}
+	if len(finishes) > 0 {
+		s.pending = &llm.Chunk{ID: w.ResponseID, Model: s.model, Created: s.created, Choices: finishes}
 	}
 	return &llm.Chunk{ID: w.ResponseID, Model: s.model, Created: s.created, Choices: choices}
 }
