@@ -521,7 +521,12 @@ func (s *suite) cancelReachesUpstream(t *testing.T) {
 	ctx, cancel := context.WithCancel(testContext(t))
 	errc := make(chan error, 1)
 	go func() { _, err := p.Chat(ctx, s.chatRequest()); errc <- err }()
-	<-started
+	select {
+	case <-started:
+	case err := <-errc: // the call ended before reaching the upstream: fail instead of hanging
+		cancel()
+		t.Fatalf("Chat returned before the upstream saw the request: %v", err)
+	}
 	cancel()
 	WantError(t, <-errc, llm.KindCanceled, s.name())
 	waitClosed(t, ended, "the upstream handler never saw its request end")
