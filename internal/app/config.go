@@ -95,7 +95,7 @@ type ServerConfig struct {
 	// bench/README.md for the measurements behind the default.
 	GatewayTransport string `yaml:"gateway_transport"`
 	// TLS turns on TLS (and optionally mTLS for gRPC callers) for the REST and gRPC listeners.
-	TLS TLSConfig `yaml:"tls,omitempty"`
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // Gateway transports (ServerConfig.GatewayTransport).
