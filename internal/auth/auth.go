@@ -137,8 +137,14 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // timeout is used.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
 
-// WithLogger sets the logger for background JWKS refreshes.
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+// WithLogger sets the logger for JWKS fetch failures; nil keeps slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
 
 // New returns the authenticator cfg describes. It fails on an unknown mode, on keys without a name,
 // tenant or key material, on keys with both a plaintext key and a hash, on malformed hashes, on
