@@ -40,8 +40,11 @@ type auditCall struct {
 
 	mu        sync.Mutex
 	header    metadata.MD
-	req       any
-	resps     []proto.Message
+	received  bool // the request was seen
+	model     string
+	user      string
+	req       proto.Message   // a copy, only when bodies are kept
+	resps     []proto.Message // copies, only when bodies are kept
 	bodyBytes int
 	truncated bool
 	in, out   int64 // usage
@@ -82,9 +85,38 @@ func (c *auditCall) addResponse(m any) {
 	}
 	if n := proto.Size(pm); c.bodyBytes+n <= c.bodyMax {
 		c.bodyBytes += n
-		c.resps = append(c.resps, pm)
+		c.resps = append(c.resps, proto.Clone(pm))
 	} else {
 		c.truncated = true
+	}
+}
+
+// setRequest notes the call's request (a stream's first message). Call it while the message is
+// the server's alone: the in-process channel shares messages with the client, so bodies are
+// copied here rather than read later on the writer's goroutine.
+func (c *auditCall) setRequest(m any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.received {
+		return
+	}
+	c.received = true
+	req := m
+	if sr, ok := req.(*pb.StreamChatCompletionRequest); ok {
+		req = sr.GetRequest()
+	}
+	if g, ok := req.(interface{ GetModel() string }); ok {
+		c.model = g.GetModel()
+	}
+	if g, ok := req.(interface{ GetUser() string }); ok {
+		c.user = g.GetUser()
+	}
+	if pm, ok := m.(proto.Message); ok && c.bodyMax > 0 {
+		if proto.Size(pm) > c.bodyMax {
+			c.truncated = true
+		} else {
+			c.req = proto.Clone(pm)
+		}
 	}
 }
 
@@ -97,12 +129,8 @@ func (c *auditCall) body() func() *audit.Body {
 	req, resps, truncated := c.req, c.resps, c.truncated
 	return func() *audit.Body {
 		b := &audit.Body{Truncated: truncated}
-		if m, ok := req.(proto.Message); ok {
-			if proto.Size(m) > c.bodyMax {
-				b.Truncated = true
-			} else {
-				b.Request, _ = protojson.Marshal(m)
-			}
+		if req != nil {
+			b.Request, _ = protojson.Marshal(req)
 		}
 		for _, r := range resps {
 			j, err := protojson.Marshal(r)
@@ -141,16 +169,7 @@ func (c *auditCall) record(ctx context.Context, method string, start time.Time, 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	req := c.req
-	if sr, ok := req.(*pb.StreamChatCompletionRequest); ok {
-		req = sr.GetRequest()
-	}
-	if m, ok := req.(interface{ GetModel() string }); ok {
-		r.Model = m.GetModel()
-	}
-	if u, ok := req.(interface{ GetUser() string }); ok {
-		r.User = u.GetUser()
-	}
+	r.Model, r.User = c.model, c.user
 	if v := c.header.Get(routeHeader); len(v) > 0 {
 		r.Target = v[0]
 	}
@@ -208,7 +227,8 @@ func unaryAudit(a Auditor, bodyMax int) grpc.UnaryServerInterceptor {
 			return handler(ctx, req)
 		}
 		start := time.Now()
-		call := &auditCall{bodyMax: bodyMax, req: req}
+		call := &auditCall{bodyMax: bodyMax}
+		call.setRequest(req)
 		if sts := grpc.ServerTransportStreamFromContext(ctx); sts != nil {
 			ctx = grpc.NewContextWithServerTransportStream(ctx, &auditedStream{ServerTransportStream: sts, call: call})
 		}
@@ -237,22 +257,16 @@ func (s *auditedServerStream) SendHeader(md metadata.MD) error {
 	return s.ServerStream.SendHeader(md)
 }
 
+// SendMsg notes m before sending it: once sent, an in-process client shares it.
 func (s *auditedServerStream) SendMsg(m any) error {
-	err := s.ServerStream.SendMsg(m)
-	if err == nil {
-		s.call.addResponse(m)
-	}
-	return err
+	s.call.addResponse(m)
+	return s.ServerStream.SendMsg(m)
 }
 
 func (s *auditedServerStream) RecvMsg(m any) error {
 	err := s.ServerStream.RecvMsg(m)
 	if err == nil {
-		s.call.mu.Lock()
-		if s.call.req == nil {
-			s.call.req = m
-		}
-		s.call.mu.Unlock()
+		s.call.setRequest(m)
 	}
 	return err
 }
