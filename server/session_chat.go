@@ -141,7 +141,13 @@ func (ss *sessions) begin(ctx context.Context, id, model string, req *llm.ChatRe
 		return nil, "", err
 	}
 	if model == "" {
+		// The session's model was checked against its creator's credentials; the caller continuing
+		// it may hold narrower ones (another key of the tenant), so check it again.
 		model = s.Model
+		if p, ok := auth.FromContext(ctx); ok && !p.AllowsModel(model) {
+			return nil, "", &llm.Error{Kind: llm.KindPermissionDenied, Code: "model_not_allowed", Param: "model",
+				Message: "Your credentials do not allow the model \"" + model + "\"."}
+		}
 	}
 	mergeParams(req, &s.Params)
 	t := &turn{sess: s, fresh: req.Messages}

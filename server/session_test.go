@@ -108,6 +108,9 @@ func testPrincipal(ctx context.Context) context.Context {
 	if s := first("x-test-scopes"); s != "" {
 		p.Scopes = strings.Split(s, ",")
 	}
+	if m := first("x-test-models"); m != "" {
+		p.Models = strings.Split(m, ",")
+	}
 	return auth.NewContext(ctx, p)
 }
 
@@ -570,5 +573,24 @@ func benchSessionTurns(b *testing.B, store session.Store) {
 		if _, err := c.chat.CreateChatCompletion(ctx, req); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSessionChatRechecksTheSessionModel: a caller whose credentials do not allow the session's
+// model cannot continue the session by leaving the model out.
+func TestSessionChatRechecksTheSessionModel(t *testing.T) {
+	c := startSessions(t, server.SessionConfig{})
+	id := createSession(t, c, as("acme", "alice"), &pb.CreateSessionRequest{Model: "up/m1"})
+	narrow := metadata.AppendToOutgoingContext(as("acme", "alice"), "x-test-models", "up/other")
+	_, err := c.chat.CreateChatCompletion(narrow, &pb.CreateChatCompletionRequest{Messages: userMsg("one"), SessionId: id})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("continuing with credentials for up/other only: %v; want PermissionDenied", err)
+	}
+	if got := summary(history(t, c, as("acme", "alice"), id)); len(got) != 0 {
+		t.Errorf("history %q; want nothing appended", got)
+	}
+	wide := metadata.AppendToOutgoingContext(as("acme", "alice"), "x-test-models", "up/*")
+	if _, err := c.chat.CreateChatCompletion(wide, &pb.CreateChatCompletionRequest{Messages: userMsg("two"), SessionId: id}); err != nil {
+		t.Fatalf("continuing with credentials for up/*: %v", err)
 	}
 }
