@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/router"
 )
@@ -14,12 +15,16 @@ type modelService struct {
 	routes func() *router.Router
 }
 
-// ListModels lists the router's models and aliases, created at the process's start time.
-func (s *modelService) ListModels(context.Context, *pb.ListModelsRequest) (*pb.ListModelsResponse, error) {
+// ListModels lists the router's models and aliases the caller's credentials allow, created at
+// the process's start time.
+func (s *modelService) ListModels(ctx context.Context, _ *pb.ListModelsRequest) (*pb.ListModelsResponse, error) {
 	ms := s.routes().Models()
-	out := &pb.ListModelsResponse{Object: "list", Data: make([]*pb.Model, len(ms))}
-	for i, m := range ms {
-		out.Data[i] = model(m)
+	p, _ := auth.FromContext(ctx)
+	out := &pb.ListModelsResponse{Object: "list", Data: make([]*pb.Model, 0, len(ms))}
+	for _, m := range ms {
+		if p == nil || p.AllowsModel(m.ID) {
+			out.Data = append(out.Data, model(m))
+		}
 	}
 	return out, nil
 }
