@@ -39,9 +39,14 @@ type Redactor struct {
 	patterns []*regexp.Regexp
 }
 
-// NewRedactor compiles paths and patterns.
+// managedKeySecret matches the secrets KeyService issues (keystore: "sk-sy-" + 64 hex digits).
+// Every Redactor removes them, whatever the configuration: CreateKey's answer carries the secret
+// once, and the audit log must not keep it.
+var managedKeySecret = regexp.MustCompile(`sk-sy-[0-9a-f]{64}`)
+
+// NewRedactor compiles paths and patterns; managed API key secrets are always redacted.
 func NewRedactor(paths, patterns []string) (*Redactor, error) {
-	r := &Redactor{}
+	r := &Redactor{patterns: []*regexp.Regexp{managedKeySecret}}
 	for _, p := range paths {
 		if p == "" || strings.Contains(p, "..") {
 			return nil, fmt.Errorf("audit: redact path %q is malformed", p)

@@ -167,6 +167,9 @@ func TestRedactor(t *testing.T) {
 		{"pattern in every string", nil, []string{`sk-[a-z0-9]{6,}`, `\b\d{3}-\d{4}\b`},
 			`{"a":"key sk-abcdef123 call 555-1234","b":["sk-zzzzzzz"],"n":5551234}`,
 			`{"a":"key [REDACTED] call [REDACTED]","b":["[REDACTED]"],"n":5551234}`},
+		{"managed key secrets always", nil, nil,
+			`{"secret":"sk-sy-` + strings.Repeat("0a", 32) + `","name":"ci"}`,
+			`{"name":"ci","secret":"[REDACTED]"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
