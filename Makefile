@@ -29,12 +29,13 @@ $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund
 	@touch $(BUF)
 
-generate: $(BUF) ## Regenerate gen/ from proto/
+generate: $(BUF) ## Regenerate gen/ from proto/, and the Node e2e client in test/node/gen/
 	$(BUF) format -w
 	$(BUF) generate
+	@$(BUF) generate --template test/node/buf.gen.yaml || { echo "test/node/gen needs the plugin: cd test/node && npm ci"; exit 1; }
 
-check-generate: generate ## Fail if gen/ or proto formatting is stale
-	@$(BUF) generate --template test/node/buf.gen.yaml || { echo "test/node/gen needs the plugin: cd test/node && npm ci"; exit 1; }; test -z "$$(git status --porcelain -- test/node/gen/)" || { git status --porcelain -- test/node/gen/; echo "test/node/gen is stale: run $(BUF) generate --template test/node/buf.gen.yaml and commit"; exit 1; }
+check-generate: generate ## Fail if gen/, test/node/gen/ or proto formatting is stale
+	@test -z "$$(git status --porcelain -- test/node/gen/)" || { git status --porcelain -- test/node/gen/; echo "test/node/gen is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- gen/ proto/)" || { git status --porcelain -- gen/ proto/; git diff --stat -- gen/ proto/; echo "generated code is stale: run make generate and commit"; exit 1; }
 
 lint: $(BUF) vet ## buf lint, gofmt and go vet
