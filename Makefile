@@ -43,10 +43,14 @@ lint: $(BUF) vet ## buf lint, gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); test -z "$$out" || { echo "gofmt needed: $$out"; exit 1; }
 
 breaking: $(BUF) ## buf breaking (WIRE_JSON): every commit that changed proto/ is checked against its parent
-	@for c in $$(git log --format=%H -n 30 -- proto/switchyard); do \
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	for c in $$(git log --format=%H -n 50 -- proto/switchyard); do \
 	  if git cat-file -e $$c~1:proto/switchyard/v1 2>/dev/null; then \
 	    echo "buf breaking: $$(git log -1 --format='%h %s' $$c)"; \
-	    $(BUF) breaking ".git#ref=$$c" --against ".git#ref=$$c~1" || exit 1; \
+	    rm -rf "$$tmp/new" "$$tmp/old"; mkdir -p "$$tmp/new" "$$tmp/old"; \
+	    git archive $$c buf.yaml proto | tar -x -C "$$tmp/new"; \
+	    git archive $$c~1 buf.yaml proto | tar -x -C "$$tmp/old"; \
+	    (cd "$$tmp/new" && $(CURDIR)/$(BUF) breaking --against "$$tmp/old"); \
 	  fi; \
 	done
 	@if [ -n "$$(git status --porcelain -- proto/switchyard)" ]; then $(BUF) breaking --against '.git#ref=HEAD'; fi
