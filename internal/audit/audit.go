@@ -54,6 +54,11 @@ const (
 	ClassCanceled       = "canceled"
 )
 
+// UnauthenticatedTenant is the tenant chain of the records of calls refused before a principal
+// was known (bad, missing or expired credentials): nothing such a caller claims is trusted, so
+// its records share one chain. Tenant names starting with "_" are reserved for the gateway.
+const UnauthenticatedTenant = "_unauthenticated"
+
 // Transports (Record.Transport).
 const (
 	TransportGRPC = "grpc"

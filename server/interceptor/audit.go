@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -120,10 +121,11 @@ func (c *auditCall) setRequest(m any) {
 	}
 }
 
-// body returns the entry's body function, or nil when bodies are off. Messages are encoded on
+// body returns the entry's body function, or nil when bodies are off or the caller was not
+// authenticated (p nil: nobody to attribute, nor erase, the body by). Messages are encoded on
 // the audit writer's goroutine: the services do not modify requests or responses once handled.
-func (c *auditCall) body() func() *audit.Body {
-	if c.bodyMax <= 0 {
+func (c *auditCall) body(p *auth.Principal) func() *audit.Body {
+	if c.bodyMax <= 0 || p == nil {
 		return nil
 	}
 	req, resps, truncated := c.req, c.resps, c.truncated
@@ -142,8 +144,31 @@ func (c *auditCall) body() func() *audit.Body {
 	}
 }
 
-// record builds the call's record once it has finished with err.
-func (c *auditCall) record(ctx context.Context, method string, start time.Time, err error) *audit.Record {
+// principalSlot carries the principal the auth interceptor admits back out to the audit
+// interceptor, which runs outside auth and so never sees the context auth returns.
+type principalSlot struct {
+	p atomic.Pointer[auth.Principal]
+}
+
+type principalSlotKey struct{}
+
+// withPrincipalSlot returns ctx with a new, empty slot for notePrincipal to fill.
+func withPrincipalSlot(ctx context.Context) (context.Context, *principalSlot) {
+	s := &principalSlot{}
+	return context.WithValue(ctx, principalSlotKey{}, s), s
+}
+
+// notePrincipal stores p in ctx's principal slot, if the call is audited.
+func notePrincipal(ctx context.Context, p *auth.Principal) {
+	if s, ok := ctx.Value(principalSlotKey{}).(*principalSlot); ok {
+		s.p.Store(p)
+	}
+}
+
+// record builds the call's record once it has finished with err. p is the principal auth
+// admitted, nil when the call was refused before (or exempt from) authentication: the record
+// then goes to the audit.UnauthenticatedTenant chain, without a body.
+func (c *auditCall) record(ctx context.Context, p *auth.Principal, method string, start time.Time, err error) *audit.Record {
 	r := &audit.Record{
 		Time:      start,
 		RequestID: RequestIDFromContext(ctx),
@@ -154,8 +179,10 @@ func (c *auditCall) record(ctx context.Context, method string, start time.Time, 
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		r.TraceID = sc.TraceID().String()
 	}
-	if p, ok := auth.FromContext(ctx); ok {
+	if p != nil {
 		r.Tenant, r.Subject, r.KeyName = p.Tenant, p.Subject, p.KeyName
+	} else {
+		r.Tenant = audit.UnauthenticatedTenant
 	}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		r.ClientAddr = p.Addr.String()
@@ -214,38 +241,55 @@ func (s *auditedStream) SendHeader(md metadata.MD) error {
 	return s.ServerTransportStream.SendHeader(md)
 }
 
-// unaryAudit writes one audit entry per call, after the call (nothing when a is nil). Health checks and reflection are
-// not audited.
+// unaryAudit writes one audit entry per call, after the call (nothing when a is nil), whether the
+// call was answered or refused by auth, authz or limits (all run inside it). A call that panics
+// is recorded as INTERNAL, then the panic goes on to the recovery interceptor. Health checks and
+// reflection are not audited.
 func unaryAudit(a Auditor, bodyMax int) grpc.UnaryServerInterceptor {
 	if a == nil {
 		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			return handler(ctx, req)
 		}
 	}
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		if !audited(info.FullMethod) {
 			return handler(ctx, req)
 		}
 		start := time.Now()
 		call := &auditCall{bodyMax: bodyMax}
 		call.setRequest(req)
+		ctx, slot := withPrincipalSlot(ctx)
 		if sts := grpc.ServerTransportStreamFromContext(ctx); sts != nil {
 			ctx = grpc.NewContextWithServerTransportStream(ctx, &auditedStream{ServerTransportStream: sts, call: call})
 		}
-		resp, err := handler(ctx, req)
+		defer func() {
+			rec := recover()
+			if rec != nil {
+				err = status.Error(codes.Internal, "internal error")
+			}
+			p := slot.p.Load()
+			a.Write(&audit.Entry{Record: call.record(ctx, p, info.FullMethod, start, err), Body: call.body(p)})
+			if rec != nil {
+				panic(rec)
+			}
+		}()
+		resp, err = handler(ctx, req)
 		if err == nil {
 			call.addResponse(resp)
 		}
-		a.Write(&audit.Entry{Record: call.record(ctx, info.FullMethod, start, err), Body: call.body()})
 		return resp, err
 	}
 }
 
-// auditedServerStream records a stream's headers, first request and responses.
+// auditedServerStream records a stream's headers, first request and responses, and gives the
+// inner interceptors a context with the principal slot.
 type auditedServerStream struct {
 	grpc.ServerStream
+	ctx  context.Context
 	call *auditCall
 }
+
+func (s *auditedServerStream) Context() context.Context { return s.ctx }
 
 func (s *auditedServerStream) SetHeader(md metadata.MD) error {
 	s.call.addHeader(md)
@@ -271,21 +315,32 @@ func (s *auditedServerStream) RecvMsg(m any) error {
 	return err
 }
 
+// streamAudit is unaryAudit for streams.
 func streamAudit(a Auditor, bodyMax int) grpc.StreamServerInterceptor {
 	if a == nil {
 		return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 			return handler(srv, ss)
 		}
 	}
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		if !audited(info.FullMethod) {
 			return handler(srv, ss)
 		}
 		start := time.Now()
 		call := &auditCall{bodyMax: bodyMax}
-		err := handler(srv, &auditedServerStream{ServerStream: ss, call: call})
-		a.Write(&audit.Entry{Record: call.record(ss.Context(), info.FullMethod, start, err), Body: call.body()})
-		return err
+		ctx, slot := withPrincipalSlot(ss.Context())
+		defer func() {
+			rec := recover()
+			if rec != nil {
+				err = status.Error(codes.Internal, "internal error")
+			}
+			p := slot.p.Load()
+			a.Write(&audit.Entry{Record: call.record(ctx, p, info.FullMethod, start, err), Body: call.body(p)})
+			if rec != nil {
+				panic(rec)
+			}
+		}()
+		return handler(srv, &auditedServerStream{ServerStream: ss, ctx: ctx, call: call})
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard/switchyard/internal/audit"
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/database"
+	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/server"
 	"github.com/switchyard/switchyard/server/interceptor"
@@ -49,11 +50,17 @@ func (r *recorder) all() []*audit.Entry {
 // startAudited serves the chain with a over bufconn, like start in chain_test.go.
 func startAudited(tb testing.TB, a interceptor.Auditor, bodyMax int) pb.ChatServiceClient {
 	tb.Helper()
-	authn, err := auth.New(apiKeyConfig)
+	return startAuditedWith(tb, a, bodyMax, apiKeyConfig, nil)
+}
+
+// startAuditedWith is startAudited with the API keys of ac and the limiter l (nil: no limits).
+func startAuditedWith(tb testing.TB, a interceptor.Auditor, bodyMax int, ac auth.Config, l *limits.Limiter) pb.ChatServiceClient {
+	tb.Helper()
+	authn, err := auth.New(ac)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	icfg := interceptor.Config{Logger: slog.New(slog.DiscardHandler), Authenticator: authn, AuditBodyMax: bodyMax}
+	icfg := interceptor.Config{Logger: slog.New(slog.DiscardHandler), Authenticator: authn, AuditBodyMax: bodyMax, Limiter: l}
 	if a != nil {
 		icfg.Auditor = a
 	}
@@ -107,8 +114,6 @@ func TestAuditRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A call refused by auth never reaches the audit interceptor (it sits inside auth).
-	_, _ = chat.CreateChatCompletion(withMD("authorization", "Bearer wrong"), chatReq("x"))
 
 	got := rec.all()
 	if len(got) != 3 {
@@ -149,6 +154,61 @@ func TestAuditRecords(t *testing.T) {
 	}
 	if b := got[2].Body(); len(b.Response) != 3 || b.Truncated {
 		t.Errorf("stream body: %d responses, truncated %v; want 3", len(b.Response), b.Truncated)
+	}
+}
+
+// TestAuditRefusals: a call refused by auth, authz or limits, or one that panics, leaves exactly
+// one record with the refusal's code; refused before authentication, it goes to the
+// unauthenticated chain without a body.
+func TestAuditRefusals(t *testing.T) {
+	ac := auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{
+		{Name: "dify", Key: goodKey, Tenant: "acme"},
+		{Name: "reader", Key: "sk-reader-key", Tenant: "acme", Scopes: []string{auth.ScopeModelsRead}},
+	}}
+	cases := []struct {
+		name, key, text string
+		tenant, subject string
+		class, code     string
+		wantErr         codes.Code
+		wantBody        bool
+	}{
+		{"bad key", "sk-wrong", "hi", audit.UnauthenticatedTenant, "", audit.ClassAuthentication, "UNAUTHENTICATED", codes.Unauthenticated, false},
+		{"no key", "", "hi", audit.UnauthenticatedTenant, "", audit.ClassAuthentication, "UNAUTHENTICATED", codes.Unauthenticated, false},
+		{"missing scope", "sk-reader-key", "hi", "acme", "reader", audit.ClassAuthentication, "PERMISSION_DENIED", codes.PermissionDenied, true},
+		{"rate limited", goodKey, "hi", "acme", "dify", audit.ClassQuota, "RESOURCE_EXHAUSTED", codes.ResourceExhausted, true},
+		{"panic", goodKey, "panic", "acme", "dify", audit.ClassService, "INTERNAL", codes.Internal, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := &recorder{}
+			var l *limits.Limiter
+			if c.name == "rate limited" {
+				l = frozenLimiter(t, limits.Policy{Keys: map[string]limits.Limits{"dify": {RPM: 1}}})
+				if _, err := l.Reserve(context.Background(), limits.Request{Tenant: "acme", Key: "dify"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			chat := startAuditedWith(t, rec, 1<<10, ac, l)
+			ctx := context.Background()
+			if c.key != "" {
+				ctx = withMD("authorization", "Bearer "+c.key)
+			}
+			if _, err := chat.CreateChatCompletion(ctx, chatReq(c.text)); status.Code(err) != c.wantErr {
+				t.Fatalf("call: %v, want %v", err, c.wantErr)
+			}
+			got := rec.all()
+			if len(got) != 1 {
+				t.Fatalf("%d entries, want 1", len(got))
+			}
+			r := got[0].Record
+			if r.Tenant != c.tenant || r.Subject != c.subject || r.Class != c.class || r.Code != c.code ||
+				r.RPC != "/switchyard.v1.ChatService/CreateChatCompletion" || r.Model != "fake/m" || r.Target != "" {
+				t.Errorf("record %+v", r)
+			}
+			if (got[0].Body != nil) != c.wantBody {
+				t.Errorf("body kept: %v, want %v", got[0].Body != nil, c.wantBody)
+			}
+		})
 	}
 }
 

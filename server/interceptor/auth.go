@@ -33,6 +33,7 @@ func authFunc(a auth.Authenticator) grpcauth.AuthFunc {
 			return nil, errmap.ToStatus(err).Err()
 		}
 		logging.AddFields(ctx, logging.Fields{fieldTenant, p.Tenant, fieldSubject, p.Subject})
+		notePrincipal(ctx, p)
 		return auth.NewContext(ctx, p), nil
 	}
 }

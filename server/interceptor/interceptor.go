@@ -3,11 +3,12 @@
 //	recovery    a panic becomes INTERNAL "internal error"; the panic and its stack are logged
 //	request id  x-request-id taken from the caller when sane, generated otherwise; echoed as a header
 //	logging     one line per finished call (method, code, duration, request id, tenant); no payloads
+//	audit       one audit record per call, refused ones included, written asynchronously (audit.go;
+//	            off when Auditor is nil); auth hands it the principal it admitted
 //	auth        bearer token → auth.Principal in the context (health and reflection are exempt)
 //	authz       the principal holds the RPC's scope and may use the requested model (authz.go)
 //	limits      requests and tokens per minute and per day, per key and tenant (limits.go; off when
 //	            Limiter is nil); x-ratelimit-* headers; usage settled after the call
-//	audit       one audit record per call, written asynchronously (audit.go; off when Auditor is nil)
 //	validation  hand-written checks of each request; violations are INVALID_ARGUMENT with a param
 //	errors      innermost: *llm.Error → gRPC status with ErrorInfo; logs upstream failures
 //
@@ -40,18 +41,18 @@ func (c Config) logger() *slog.Logger {
 	return c.Logger
 }
 
-// Unary returns the unary chain, outermost first: recovery → request id → logging → auth →
-// authz → validation → errors. Pass it to grpc.ChainUnaryInterceptor. It panics if cfg.Authenticator is nil.
+// Unary returns the unary chain, outermost first: recovery → request id → logging → audit → auth →
+// authz → limits → validation → errors. Pass it to grpc.ChainUnaryInterceptor. It panics if cfg.Authenticator is nil.
 func Unary(cfg Config) []grpc.UnaryServerInterceptor {
 	log := cfg.logger()
 	return []grpc.UnaryServerInterceptor{
 		unaryRecovery(log),
 		unaryRequestID,
 		unaryLogging(log),
+		unaryAudit(cfg.Auditor, cfg.AuditBodyMax),
 		unaryAuth(mustAuthenticator(cfg)),
 		unaryAuthorization,
 		unaryLimits(cfg.Limiter, log),
-		unaryAudit(cfg.Auditor, cfg.AuditBodyMax),
 		unaryValidation,
 		unaryErrors(log),
 	}
@@ -65,10 +66,10 @@ func Stream(cfg Config) []grpc.StreamServerInterceptor {
 		streamRecovery(log),
 		streamRequestID,
 		streamLogging(log),
+		streamAudit(cfg.Auditor, cfg.AuditBodyMax),
 		streamAuth(mustAuthenticator(cfg)),
 		streamAuthorization,
 		streamLimits(cfg.Limiter, log),
-		streamAudit(cfg.Auditor, cfg.AuditBodyMax),
 		streamValidation,
 		streamErrors(log),
 	}

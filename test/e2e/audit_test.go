@@ -49,8 +49,9 @@ func eachAuditDB(t *testing.T, f func(t *testing.T, db database.Config)) {
 }
 
 // TestAuditLoad sends N requests through REST and gRPC (unary and streamed, some failing) and
-// expects exactly N chained records; then one edited record makes `switchyard audit verify`
-// fail at that record.
+// expects exactly N chained records, plus one per call refused for a bad key (in the
+// unauthenticated chain); then one edited record makes `switchyard audit verify` fail at that
+// record.
 func TestAuditLoad(t *testing.T) {
 	eachAuditDB(t, testAuditLoad)
 }
@@ -60,9 +61,9 @@ func testAuditLoad(t *testing.T, dbc database.Config) {
 	g := startGateway(t, auditYAML(dbc))
 	cc := g.grpcConn(t)
 	chat := pb.NewChatServiceClient(cc)
-	restChat := func(body string) error {
+	restChatKey := func(key, body string) error {
 		req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, g.restURL()+"/v1/chat/completions", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+clientKey)
+		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -72,6 +73,7 @@ func testAuditLoad(t *testing.T, dbc database.Config) {
 		_, err = io.Copy(io.Discard, resp.Body)
 		return err
 	}
+	restChat := func(body string) error { return restChatKey(clientKey, body) }
 	call := func(i int) error {
 		model := "chat"
 		if i%10 == 9 {
@@ -121,6 +123,15 @@ func testAuditLoad(t *testing.T, dbc database.Config) {
 	}
 	close(work)
 	wg.Wait()
+	// Refused calls are audited too: 2 without a valid key.
+	const refused = 2
+	if err := restChatKey("sk-wrong", `{"model":"chat","messages":[{"role":"user","content":"x"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chat.CreateChatCompletion(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer sk-wrong"),
+		&pb.CreateChatCompletionRequest{Model: "chat", Messages: []*pb.ChatMessage{textMsg("user", "x")}}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("bad key: %v", err)
+	}
 	// Shutting down writes every queued record.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -137,8 +148,11 @@ func testAuditLoad(t *testing.T, dbc database.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := st.Count(ctx, ""); got != n {
-		t.Fatalf("%d audit records after %d requests, want exactly %d", got, n, n)
+	if got, _ := st.Count(ctx, ""); got != n+refused {
+		t.Fatalf("%d audit records after %d requests, want exactly %d", got, n+refused, n+refused)
+	}
+	if got, _ := st.Count(ctx, audit.UnauthenticatedTenant); got != refused {
+		t.Fatalf("%d records in the unauthenticated chain, want %d", got, refused)
 	}
 	recs, _, err := st.Query(ctx, audit.Filter{Tenant: "e2e", PageSize: 1000})
 	if err != nil {
@@ -187,7 +201,7 @@ func testAuditLoad(t *testing.T, dbc database.Config) {
 		out.Reset()
 		return app.Run(ctx, []string{"audit", "verify", "--config", cfgFile}, func(string) string { return "" }, &out, io.Discard)
 	}
-	if err := verify(); err != nil || !strings.Contains(out.String(), fmt.Sprintf("OK: %d records verified", n)) {
+	if err := verify(); err != nil || !strings.Contains(out.String(), fmt.Sprintf("OK: %d records verified", n+refused)) {
 		t.Fatalf("audit verify = %v, output %q", err, out.String())
 	}
 	if _, err := db.ExecContext(ctx, db.Rebind("UPDATE audit_records SET input_tokens = 1 WHERE tenant = ? AND seq = ?"), "e2e", 42); err != nil {
@@ -284,7 +298,8 @@ providers:
 		if code != 200 || !strings.Contains(string(b), `"erased":"5"`) {
 			t.Fatalf("erase = %d %s", code, b)
 		}
-		page, err = client.ListAuditRecords(asA, &pb.ListAuditRecordsRequest{Subject: "user-a", IncludeBodies: true})
+		// (user-a's refused admin call above is audited too, under its subject but without a user.)
+		page, err = client.ListAuditRecords(asA, &pb.ListAuditRecordsRequest{User: "alice", IncludeBodies: true})
 		if err != nil || len(page.Records) != 5 {
 			t.Fatalf("after erasure: %d records, %v", len(page.GetRecords()), err)
 		}
