@@ -33,7 +33,7 @@ const (
 
 // AuditConfig is the audit section: one hash-chained record per request (docs/audit.md).
 type AuditConfig struct {
-	// Enabled turns the audit log on.
+	// Enabled turns the audit log on (the default; write enabled: false to turn it off).
 	Enabled bool `yaml:"enabled"`
 	// Sink is "sql" (default) or "jsonl".
 	Sink string `yaml:"sink"`

@@ -19,7 +19,8 @@ func TestAuditConfig(t *testing.T) {
 	cases := []struct {
 		name, yaml, wantErr string // wantErr "" means valid
 	}{
-		{"off", "", ""},
+		{"default (on)", "", ""},
+		{"off", "audit: {enabled: false}\n", ""},
 		{"sql default", "audit: {enabled: true}\n", ""},
 		{"postgres", "audit: {enabled: true, sql: {driver: postgres, dsn: 'postgres://x/y'}}\n", ""},
 		{"jsonl", "audit: {enabled: true, sink: jsonl, file: /tmp/a.jsonl}\n", ""},
@@ -54,6 +55,50 @@ func TestAuditConfig(t *testing.T) {
 	if a := cfg.Audit; a.Sink != AuditSinkSQL || a.Retention != audit.DefaultRetention || a.PruneInterval != DefaultAuditPruneInterval ||
 		a.BufferSize != audit.DefaultBufferSize || a.Bodies.Enabled {
 		t.Errorf("defaults = %+v", a)
+	}
+}
+
+// TestAuditOnByDefault: the audit log is on unless turned off, on SQLite in data/; SetDataDir
+// moves the default files, and only those, into a directory.
+func TestAuditOnByDefault(t *testing.T) {
+	cases := []struct {
+		name, yaml  string
+		wantEnabled bool
+		wantDataDir string // after SetDataDir("/tmp/t")
+		wantFile    string
+	}{
+		{"embedded default", "", true, "/tmp/t", ""},
+		{"omitted", base, true, "/tmp/t", ""},
+		{"section without enabled", base + "audit: {retention: 48h}\n", true, "/tmp/t", ""},
+		{"empty section", base + "audit:\n", true, "/tmp/t", ""},
+		{"off", base + "audit: {enabled: false}\n", false, "/tmp/t", ""},
+		{"own data dir", base + "audit: {sql: {data_dir: /var/sy}}\n", true, "/var/sy", ""},
+		{"own file", base + "audit: {sql: {dsn: /var/a.db}}\n", true, "", ""},
+		{"jsonl default file", base + "audit: {sink: jsonl}\n", true, "/tmp/t", "/tmp/t/audit.jsonl"},
+		{"jsonl own file", base + "audit: {sink: jsonl, file: /var/a.jsonl}\n", true, "/tmp/t", "/var/a.jsonl"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var cfg *Config
+			if c.yaml == "" {
+				cfg = DefaultConfig()
+			} else {
+				var err error
+				if cfg, err = ParseConfig([]byte(c.yaml), env(nil)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if cfg.Audit.Enabled != c.wantEnabled {
+				t.Fatalf("enabled %v, want %v", cfg.Audit.Enabled, c.wantEnabled)
+			}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			cfg.SetDataDir("/tmp/t")
+			if cfg.Audit.SQL.DataDir != c.wantDataDir || (c.wantFile != "" && cfg.Audit.File != c.wantFile) {
+				t.Errorf("after SetDataDir: data dir %q file %q; want %q %q", cfg.Audit.SQL.DataDir, cfg.Audit.File, c.wantDataDir, c.wantFile)
+			}
+		})
 	}
 }
 

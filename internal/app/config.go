@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/router"
 )
@@ -182,7 +184,9 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("environment variables not set: %s (use ${NAME:-default} for optional values)",
 			strings.Join(slices.Compact(slices.Sorted(slices.Values(missing))), ", "))
 	}
-	var cfg Config
+	// Booleans defaulting to true are set before decoding: afterwards a zero bool cannot tell an
+	// omitted field from an explicit false.
+	cfg := Config{Audit: AuditConfig{Enabled: true}}
 	if err := doc.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
@@ -275,6 +279,21 @@ func (c *Config) applyDefaults() {
 	c.Limits.applyDefaults()
 	c.Keys.applyDefaults()
 	c.Audit.applyDefaults()
+}
+
+// SetDataDir makes every embedded SQLite database that would default to the working directory's
+// data/ (the audit log, keys and session archives with no dsn and no data_dir) and the jsonl
+// audit file left at its default live in dir instead. Tests pass t.TempDir(), so that audit,
+// on by default, writes no files into package directories.
+func (c *Config) SetDataDir(dir string) {
+	for _, db := range []*database.Config{&c.Audit.SQL, &c.Keys.SQL, &c.Sessions.SQL} {
+		if (db.Driver == "" || db.Driver == database.SQLite) && db.DSN == "" && db.DataDir == "" {
+			db.DataDir = dir
+		}
+	}
+	if c.Audit.File == DefaultAuditFile {
+		c.Audit.File = filepath.Join(dir, filepath.Base(DefaultAuditFile))
+	}
 }
 
 func setDefault[T comparable](field *T, def T) {

@@ -91,6 +91,7 @@ var quiet = WithLogger(slog.New(slog.DiscardHandler))
 
 func startT(t *testing.T, cfg *Config, opts ...Option) *Instance {
 	t.Helper()
+	cfg.SetDataDir(t.TempDir())
 	inst, err := Start(context.Background(), cfg, append([]Option{quiet}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -292,6 +293,7 @@ func TestShutdownDeadlineCancelsStuckRequests(t *testing.T) {
 	cfg.Server.ShutdownTimeout = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	cfg.SetDataDir(t.TempDir())
 	inst, err := Start(ctx, cfg, quiet, WithProviderType("gate", g.factory))
 	if err != nil {
 		t.Fatal(err)
@@ -329,6 +331,7 @@ func TestStartErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
 			tc.mutate(cfg)
+			cfg.SetDataDir(t.TempDir())
 			inst, err := Start(context.Background(), cfg, quiet)
 			if err == nil {
 				_ = inst.Shutdown(context.Background())

@@ -218,6 +218,7 @@ func TestLimitsStartFailsWithoutRedis(t *testing.T) {
 	cfg.Limits.Backend = LimitBackendRedis
 	cfg.Limits.Redis.Addrs = []string{"127.0.0.1:1"}
 	cfg.Limits.Default = limits.Limits{RPM: 1}
+	cfg.SetDataDir(t.TempDir())
 	inst, err := Start(context.Background(), cfg, quiet)
 	if err == nil {
 		_ = inst.Shutdown(context.Background())

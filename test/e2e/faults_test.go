@@ -192,6 +192,7 @@ routes:
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	cfg.SetDataDir(t.TempDir())
 	inst, err := app.Start(t.Context(), cfg, app.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatalf("start: %v", err)

@@ -63,12 +63,14 @@ func startYAML(t *testing.T, yaml string, opts ...app.Option) *app.Instance {
 	return startConfig(t, cfg, opts...)
 }
 
-// startConfig validates cfg, starts Switchyard with it and shuts it down when t ends.
+// startConfig validates cfg, starts Switchyard with it (default SQLite files in a temp dir) and
+// shuts it down when t ends.
 func startConfig(t *testing.T, cfg *app.Config, opts ...app.Option) *app.Instance {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	cfg.SetDataDir(t.TempDir()) // audit is on, as in production, with its SQLite file in the test's dir
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -584,6 +584,7 @@ func TestSessionsRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.SetDataDir(t.TempDir())
 	first, err := app.Start(t.Context(), cfg, app.WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
