@@ -232,9 +232,9 @@ func (g *isolationGateway) auditProbe(t *testing.T, rng *rand.Rand, user, admin 
 		case 1:
 			path = "/admin/v1/audit/records?include_bodies=true&request_id=" + reqID
 		case 2:
-			path = "/admin/v1/audit/records?include_bodies=true&page_size=1000&subject=" + subject
+			path = "/admin/v1/audit/records?include_bodies=true&page_size=100&subject=" + subject
 		default:
-			path = "/admin/v1/audit/records?include_bodies=true&page_size=1000"
+			path = "/admin/v1/audit/records?include_bodies=true&page_size=100"
 		}
 		code, body := g.rest(t, http.MethodGet, path, key, nil, nil)
 		switch {
@@ -274,9 +274,9 @@ func (g *isolationGateway) auditProbe(t *testing.T, rng *rand.Rand, user, admin 
 	case 1:
 		in = &pb.ListAuditRecordsRequest{RequestId: reqID, IncludeBodies: true}
 	case 2:
-		in = &pb.ListAuditRecordsRequest{Subject: subject, IncludeBodies: true, PageSize: 1000}
+		in = &pb.ListAuditRecordsRequest{Subject: subject, IncludeBodies: true, PageSize: 100}
 	case 3:
-		in = &pb.ListAuditRecordsRequest{IncludeBodies: true, PageSize: 1000}
+		in = &pb.ListAuditRecordsRequest{IncludeBodies: true, PageSize: 100}
 	default:
 		n, err := g.audit.EraseAuditBodies(ctx, &pb.EraseAuditBodiesRequest{Subject: subject})
 		if ctx == user {
