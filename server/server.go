@@ -7,6 +7,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"time"
 
@@ -44,6 +45,16 @@ type Sessions struct{ s *sessions }
 func NewSessions(store session.Store, cfg SessionConfig) *Sessions {
 	return &Sessions{s: newSessions(store, cfg)}
 }
+
+// UserEraser erases what the gateway keeps about user of tenant outside the session store (the
+// audit log's bodies, audit.Store.EraseBodies), returning how many items it erased. It must be
+// idempotent: a failed EraseUserSessions is retried whole.
+type UserEraser func(ctx context.Context, tenant, user string) (int64, error)
+
+// SetUserEraser makes EraseUserSessions also call f once the user's sessions are deleted, so one
+// erasure request covers sessions and audit bodies. Call it before Register; nil erases sessions
+// only.
+func (ss *Sessions) SetUserEraser(f UserEraser) { ss.s.eraseUser = f }
 
 // WithSessions enables SessionService and chat with sessions, over ss. Without it SessionService
 // is not registered and chat requests naming a session fail with INVALID_ARGUMENT.

@@ -55,9 +55,10 @@ func (c SessionConfig) withDefaults() SessionConfig {
 
 // sessions is what ChatService and SessionService share: the store and the policies.
 type sessions struct {
-	store session.Store
-	cfg   SessionConfig
-	now   func() time.Time
+	store     session.Store
+	cfg       SessionConfig
+	now       func() time.Time
+	eraseUser UserEraser // nil: EraseUserSessions erases sessions only
 }
 
 func newSessions(store session.Store, cfg SessionConfig) *sessions {

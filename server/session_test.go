@@ -130,6 +130,12 @@ func startSessions(t testing.TB, cfg server.SessionConfig) sessionClients {
 // startSessionsWith is startSessions over store.
 func startSessionsWith(t testing.TB, cfg server.SessionConfig, store session.Store) sessionClients {
 	t.Helper()
+	return startSessionsOn(t, server.NewSessions(store, cfg), store)
+}
+
+// startSessionsOn is startSessions over ss, whose store is store.
+func startSessionsOn(t testing.TB, ss *server.Sessions, store session.Store) sessionClients {
+	t.Helper()
 	up := &echoProvider{}
 	rt, err := router.New(map[string]router.Backend{"up": {Provider: up}}, nil)
 	if err != nil {
@@ -150,7 +156,7 @@ func startSessionsWith(t testing.TB, cfg server.SessionConfig, store session.Sto
 			return toStatus(h(srv, &principalStream{ss}))
 		}),
 	)
-	server.Register(s, func() *router.Router { return rt }, server.WithSessions(server.NewSessions(store, cfg)))
+	server.Register(s, func() *router.Router { return rt }, server.WithSessions(ss))
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
@@ -503,6 +509,42 @@ func TestSessionExportErase(t *testing.T) {
 	}
 	if l, err := c.sessions.ListSessions(as("globex", "alice"), &pb.ListSessionsRequest{}); err != nil || len(l.GetSessions()) != 1 {
 		t.Errorf("globex's alice after acme's erase = %v, %v; want her one session kept", l, err)
+	}
+}
+
+// TestEraseUserSessionsCallsUserEraser: the user eraser runs after the sessions are deleted, for
+// the caller's tenant and the named user; when it fails the call fails (UNAVAILABLE) and a retry
+// completes the erasure.
+func TestEraseUserSessionsCallsUserEraser(t *testing.T) {
+	type call struct{ tenant, user string }
+	var calls []call
+	fail := true
+	store := memstore.New()
+	ss := server.NewSessions(store, server.SessionConfig{})
+	ss.SetUserEraser(func(_ context.Context, tenant, user string) (int64, error) {
+		calls = append(calls, call{tenant, user})
+		if fail {
+			return 0, errors.New("audit database down")
+		}
+		return 3, nil
+	})
+	c := startSessionsOn(t, ss, store)
+	alice, admin := as("acme", "alice"), as("acme", "ops", "admin")
+	createSession(t, c, alice, &pb.CreateSessionRequest{Model: "up/m1"})
+
+	if _, err := c.sessions.EraseUserSessions(admin, &pb.EraseUserSessionsRequest{User: "alice"}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("erase with the eraser failing = %v; want UNAVAILABLE", err)
+	}
+	if l, err := c.sessions.ListSessions(alice, &pb.ListSessionsRequest{}); err != nil || len(l.GetSessions()) != 0 {
+		t.Errorf("sessions after the failed erase: %v, %v; want none (they go first)", l, err)
+	}
+	fail = false
+	er, err := c.sessions.EraseUserSessions(alice, &pb.EraseUserSessionsRequest{})
+	if err != nil || er.GetErased() != 0 {
+		t.Errorf("retry = %v, %v; want 0 sessions left to erase", er, err)
+	}
+	if want := []call{{"acme", "alice"}, {"acme", "alice"}}; !slices.Equal(calls, want) {
+		t.Errorf("eraser calls %v, want %v", calls, want)
 	}
 }
 

@@ -204,6 +204,8 @@ func (s *sessionService) GetSessionHistory(ctx context.Context, in *pb.GetSessio
 }
 
 // ExportUserSessions returns every session of a user of the caller's tenant with its history.
+// The audit log's records of the user (metadata, and bodies when kept) are exported with
+// AuditService's ListAuditRecords (subject or user filter, include_bodies), not here.
 func (s *sessionService) ExportUserSessions(ctx context.Context, in *pb.ExportUserSessionsRequest) (*pb.ExportUserSessionsResponse, error) {
 	p, user, err := subjectOf(ctx, in.GetUser())
 	if err != nil {
@@ -233,7 +235,10 @@ func (s *sessionService) ExportUserSessions(ctx context.Context, in *pb.ExportUs
 	}
 }
 
-// EraseUserSessions deletes every session of a user of the caller's tenant.
+// EraseUserSessions deletes every session of a user of the caller's tenant, then what the
+// UserEraser erases (the bodies of the user's audit records; their metadata stays until the
+// audit retention ends, docs/audit.md). Erased counts the sessions. If the eraser fails the call
+// fails, and can be retried: both steps are idempotent.
 func (s *sessionService) EraseUserSessions(ctx context.Context, in *pb.EraseUserSessionsRequest) (*pb.EraseUserSessionsResponse, error) {
 	p, user, err := subjectOf(ctx, in.GetUser())
 	if err != nil {
@@ -242,6 +247,11 @@ func (s *sessionService) EraseUserSessions(ctx context.Context, in *pb.EraseUser
 	n, err := s.store.DeleteUser(ctx, p.Tenant, user)
 	if err != nil {
 		return nil, storeError("erase", "", err)
+	}
+	if s.eraseUser != nil {
+		if _, err := s.eraseUser(ctx, p.Tenant, user); err != nil {
+			return nil, llm.Wrap(llm.KindUnavailable, err, "audit log unavailable: erase the user's audit bodies (the sessions are erased; retry)")
+		}
 	}
 	return &pb.EraseUserSessionsResponse{Erased: int32(min(n, 1<<31-1))}, nil
 }

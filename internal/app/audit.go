@@ -194,6 +194,15 @@ func (a *auditLog) bodyMax() int {
 	return a.maxBody
 }
 
+// userEraser is SessionService's UserEraser: it erases the user's audit bodies in the SQL sink.
+// nil when audit is off or its sink is jsonl (a log pipeline's, nothing to erase here).
+func (a *auditLog) userEraser() server.UserEraser {
+	if a == nil || a.store == nil {
+		return nil
+	}
+	return a.store.EraseBodies
+}
+
 // register registers AuditService on s when the sink is queryable.
 func (a *auditLog) register(s grpc.ServiceRegistrar) {
 	if a == nil || a.store == nil {

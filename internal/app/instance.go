@@ -222,6 +222,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 		return fail(err)
 	}
 	cleanup = append(cleanup, aud.close)
+	sessions.SetUserEraser(aud.userEraser())
 
 	var lc net.ListenConfig
 	listen := func(name, addr string) (net.Listener, error) {

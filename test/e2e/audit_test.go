@@ -322,3 +322,63 @@ providers:
 		}
 	})
 }
+
+// TestEraseUserCoversAudit: EraseUserSessions deletes the user's sessions and erases the bodies of
+// the user's audit records; the metadata stays and the chain still verifies.
+func TestEraseUserCoversAudit(t *testing.T) {
+	dbc := database.Config{Driver: database.SQLite, DSN: filepath.Join(t.TempDir(), "audit.db")}
+	g := startSessionGateway(t, auditYAML(dbc))
+	ctx := withKey(t.Context(), acmeKey)
+	cr, err := g.sessions.CreateSession(ctx, &pb.CreateSessionRequest{Model: "up/gpt-ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.chat.CreateChatCompletion(ctx, &pb.CreateChatCompletionRequest{Model: "up/gpt-ok",
+		SessionId: cr.GetSession().GetId(), Messages: []*pb.ChatMessage{textMsg("user", "my secret")}}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.Open(t.Context(), dbc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st, err := audit.NewStore(t.Context(), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Records are written asynchronously: wait until both calls are stored.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if n, err := st.Count(t.Context(), "acme"); err != nil || n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the two audit records were not written within 10s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling an eventually consistent read; no event to wait on
+	}
+	before, _, err := st.Query(t.Context(), audit.Filter{Tenant: "acme", Subject: "alice"})
+	if err != nil || len(before) != 2 || len(before[0].Body) == 0 || len(before[1].Body) == 0 {
+		t.Fatalf("before erasure: %d records (%v), want 2 with bodies", len(before), err)
+	}
+
+	er, err := g.sessions.EraseUserSessions(ctx, &pb.EraseUserSessionsRequest{})
+	if err != nil || er.GetErased() != 1 {
+		t.Fatalf("EraseUserSessions = %v, %v; want 1 erased", er, err)
+	}
+	if l, err := g.sessions.ListSessions(ctx, &pb.ListSessionsRequest{}); err != nil || len(l.GetSessions()) != 0 {
+		t.Errorf("after erasure: %d sessions, %v", len(l.GetSessions()), err)
+	}
+	for _, want := range before {
+		got, _, err := st.Query(t.Context(), audit.Filter{Tenant: "acme", RequestID: want.RequestID})
+		if err != nil || len(got) != 1 {
+			t.Fatalf("record %d: %d found, %v", want.Seq, len(got), err)
+		}
+		r := got[0]
+		if len(r.Body) != 0 || r.ErasedAt.IsZero() || r.RPC != want.RPC || !bytes.Equal(r.BodyDigest, want.BodyDigest) {
+			t.Errorf("record %d after erasure: body %d bytes, erased at %v, rpc %q", r.Seq, len(r.Body), r.ErasedAt, r.RPC)
+		}
+	}
+	if problems, _, err := st.Verify(t.Context()); err != nil || len(problems) != 0 {
+		t.Errorf("verify after erasure: %v %v", problems, err)
+	}
+}
