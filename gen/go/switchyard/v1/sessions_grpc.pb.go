@@ -55,11 +55,14 @@ type SessionServiceClient interface {
 	GetSessionHistory(ctx context.Context, in *GetSessionHistoryRequest, opts ...grpc.CallOption) (*GetSessionHistoryResponse, error)
 	// ExportUserSessions returns every session of one user of the caller's tenant, with its
 	// history (GDPR art. 15/20, CCPA right to know). A caller may export its own subject; any other
-	// user needs the "admin" scope.
+	// user needs the "admin" scope. The user's audit records are not included: read them with
+	// AuditService.ListAuditRecords (user or subject filter, include_bodies).
 	ExportUserSessions(ctx context.Context, in *ExportUserSessionsRequest, opts ...grpc.CallOption) (*ExportUserSessionsResponse, error)
 	// EraseUserSessions deletes every session of one user of the caller's tenant from every tier
-	// (GDPR art. 17, CCPA right to delete). A caller may erase its own subject; any other user
-	// needs the "admin" scope.
+	// (GDPR art. 17, CCPA right to delete), then erases the bodies of the user's audit records
+	// (their metadata stays until the audit retention ends). A caller may erase its own subject;
+	// any other user needs the "admin" scope. UNAVAILABLE after the sessions were deleted means the
+	// audit step failed: retry.
 	EraseUserSessions(ctx context.Context, in *EraseUserSessionsRequest, opts ...grpc.CallOption) (*EraseUserSessionsResponse, error)
 }
 
@@ -177,11 +180,14 @@ type SessionServiceServer interface {
 	GetSessionHistory(context.Context, *GetSessionHistoryRequest) (*GetSessionHistoryResponse, error)
 	// ExportUserSessions returns every session of one user of the caller's tenant, with its
 	// history (GDPR art. 15/20, CCPA right to know). A caller may export its own subject; any other
-	// user needs the "admin" scope.
+	// user needs the "admin" scope. The user's audit records are not included: read them with
+	// AuditService.ListAuditRecords (user or subject filter, include_bodies).
 	ExportUserSessions(context.Context, *ExportUserSessionsRequest) (*ExportUserSessionsResponse, error)
 	// EraseUserSessions deletes every session of one user of the caller's tenant from every tier
-	// (GDPR art. 17, CCPA right to delete). A caller may erase its own subject; any other user
-	// needs the "admin" scope.
+	// (GDPR art. 17, CCPA right to delete), then erases the bodies of the user's audit records
+	// (their metadata stays until the audit retention ends). A caller may erase its own subject;
+	// any other user needs the "admin" scope. UNAVAILABLE after the sessions were deleted means the
+	// audit step failed: retry.
 	EraseUserSessions(context.Context, *EraseUserSessionsRequest) (*EraseUserSessionsResponse, error)
 	mustEmbedUnimplementedSessionServiceServer()
 }
