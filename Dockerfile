@@ -17,7 +17,7 @@ COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
       -ldflags "-s -w -X github.com/switchyard/switchyard/internal/app.Version=${VERSION}" \
-      -o /out/switchyard ./cmd/switchyard
+      -o /out/switchyard ./cmd/switchyard && mkdir -p /out/data
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/switchyard /usr/local/bin/switchyard
@@ -25,6 +25,11 @@ COPY configs/switchyard.example.yaml /etc/switchyard/switchyard.example.yaml
 # Mount the real config here (a file, a ConfigMap or a Docker config); ${ENV} references in it are
 # filled from the container's environment.
 ENV SWITCHYARD_CONFIG=/etc/switchyard/switchyard.yaml
+# The audit log (on by default), managed keys and session archives default to SQLite files in
+# SWITCHYARD_DATA_DIR; mount a persistent volume here, or point their sql sections at PostgreSQL.
+COPY --from=build --chown=nonroot:nonroot /out/data /data
+ENV SWITCHYARD_DATA_DIR=/data
+VOLUME /data
 # REST (OpenAI-compatible), gRPC, admin (/metrics /healthz /readyz /debug/pprof/)
 EXPOSE 8080 9090 8081
 USER nonroot:nonroot

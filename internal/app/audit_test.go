@@ -159,3 +159,25 @@ func TestAuditJSONL(t *testing.T) {
 		t.Error(`"audit check" accepted`)
 	}
 }
+
+// TestDataDirFromEnv: SWITCHYARD_DATA_DIR moves the default SQLite files (the container image
+// points it at its /data volume); an explicit dsn stays.
+func TestDataDirFromEnv(t *testing.T) {
+	cfg, err := LoadConfig("", env(map[string]string{EnvDataDir: "/data"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Audit.SQL.DataDir; got != "/data" {
+		t.Errorf("audit data dir = %q, want /data", got)
+	}
+	f := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(f, []byte(base+"audit: {sql: {dsn: /var/a.db}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = LoadConfig(f, env(map[string]string{EnvDataDir: "/data"})); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Audit.SQL.DSN != "/var/a.db" || cfg.Audit.SQL.DataDir != "" {
+		t.Errorf("audit sql = %+v, want the explicit dsn untouched", cfg.Audit.SQL)
+	}
+}

@@ -35,6 +35,7 @@ const (
 	EnvHTTPAddr  = "SWITCHYARD_HTTP_ADDR"  // overrides server.http_addr
 	EnvGRPCAddr  = "SWITCHYARD_GRPC_ADDR"  // overrides server.grpc_addr
 	EnvAdminAddr = "SWITCHYARD_ADMIN_ADDR" // overrides server.admin_addr
+	EnvDataDir   = "SWITCHYARD_DATA_DIR"   // where default SQLite and jsonl files live (SetDataDir); default ./data
 )
 
 // Defaults applied to fields a config file leaves out.
@@ -143,6 +144,9 @@ func loadConfig(data []byte, name string, getenv func(string) string, providerTy
 		if v := getenv(env); v != "" {
 			*field = v
 		}
+	}
+	if dir := getenv(EnvDataDir); dir != "" {
+		cfg.SetDataDir(dir)
 	}
 	if err := cfg.validate(providerTypes); err != nil {
 		return nil, fmt.Errorf("config %s: %w", name, err)

@@ -28,9 +28,9 @@ CREATE TABLE audit_records (
 	PRIMARY KEY (tenant, seq)
 );
 CREATE INDEX audit_records_time ON audit_records (tenant, ts_us);
-CREATE INDEX audit_records_subject ON audit_records (tenant, subject);
-CREATE INDEX audit_records_user ON audit_records (tenant, end_user);
-CREATE INDEX audit_records_request ON audit_records (tenant, request_id);
+CREATE INDEX audit_records_subject ON audit_records (tenant, subject, seq);
+CREATE INDEX audit_records_user ON audit_records (tenant, end_user, seq);
+CREATE INDEX audit_records_request ON audit_records (tenant, request_id, seq);
 CREATE TABLE audit_heads (
 	tenant TEXT   NOT NULL PRIMARY KEY,
 	seq    BIGINT NOT NULL,
