@@ -32,6 +32,12 @@ func authFunc(a auth.Authenticator) grpcauth.AuthFunc {
 			}
 			return nil, errmap.ToStatus(err).Err()
 		}
+		if strings.HasPrefix(p.Tenant, "_") {
+			// Tenant names starting with "_" are the gateway's own (the audit log's
+			// "_unauthenticated" chain); a credential claiming one is refused.
+			return nil, errmap.ToStatus(&llm.Error{Kind: llm.KindUnauthenticated, Code: "invalid_tenant",
+				Message: "the credential names a reserved tenant"}).Err()
+		}
 		logging.AddFields(ctx, logging.Fields{fieldTenant, p.Tenant, fieldSubject, p.Subject})
 		notePrincipal(ctx, p)
 		return auth.NewContext(ctx, p), nil

@@ -201,6 +201,8 @@ func TestAuth(t *testing.T) {
 		{"none: no header", auth.Config{Mode: "none"}, context.Background(), codes.OK},
 		{"none: empty header", auth.Config{Mode: "none"}, withMD("authorization", ""), codes.OK},
 		{"none: any header", auth.Config{Mode: "none"}, withMD("authorization", "Basic abc"), codes.OK},
+		{"api_key: reserved tenant", auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{{Name: "x", Key: goodKey, Tenant: "_unauthenticated"}}},
+			withMD("authorization", "Bearer "+goodKey), codes.Unauthenticated},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
