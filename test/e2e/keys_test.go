@@ -228,7 +228,11 @@ func testManagedKeys(t *testing.T, dbc database.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.GetKeys()) != 2 || list.GetKeys()[0].GetId() != globex.GetKey().GetId() {
+	// Newest first; keys created in the same millisecond tie and come in id order.
+	if ks := list.GetKeys(); len(ks) != 2 ||
+		!((ks[0].GetId() == globex.GetKey().GetId() && ks[1].GetId() == acme.GetKey().GetId()) ||
+			(ks[0].GetId() == acme.GetKey().GetId() && ks[1].GetId() == globex.GetKey().GetId())) ||
+		ks[0].GetCreateTime().AsTime().Before(ks[1].GetCreateTime().AsTime()) {
 		t.Fatalf("ListKeys = %v; want the two keys, newest first", list)
 	}
 	b, _ := proto.Marshal(list)
