@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -76,15 +75,11 @@ func New(cfg provider.Config) (llm.Provider, error) {
 
 // NewWithClient is New with a caller-supplied HTTP client (tests, custom transports).
 func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) {
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
+	base, err := wireutil.BaseURL("anthropic.New", cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("anthropic.New: base_url %q is not an http(s) URL", cfg.BaseURL)
-	}
-	base = strings.TrimSuffix(strings.TrimRight(base, "/"), "/v1")
+	base = strings.TrimSuffix(base, "/v1")
 	p := &Provider{cfg: cfg, client: client, url: base + "/v1/messages", version: DefaultVersion, maxTokens: DefaultMaxTokens}
 	for k, v := range cfg.Options {
 		switch k {

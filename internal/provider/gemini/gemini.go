@@ -43,9 +43,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/llm"
@@ -87,15 +85,11 @@ func New(cfg provider.Config) (llm.Provider, error) {
 
 // NewWithClient is New with a caller-supplied HTTP client (tests, custom transports).
 func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) {
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
+	base, err := wireutil.BaseURL("gemini.New", cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("gemini.New: base_url %q is not an http(s) URL", cfg.BaseURL)
-	}
-	p := &Provider{cfg: cfg, client: client, base: strings.TrimRight(base, "/")}
+	p := &Provider{cfg: cfg, client: client, base: base}
 	for k, v := range cfg.Options {
 		switch k {
 		case "embedding_task_type":

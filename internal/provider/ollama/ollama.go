@@ -24,10 +24,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/llm"
@@ -64,15 +62,10 @@ func New(cfg provider.Config) (llm.Provider, error) {
 
 // NewWithClient is New with a caller-supplied HTTP client.
 func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) {
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
+	base, err := wireutil.BaseURL("ollama.New", cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("ollama.New: base_url %q is not an http(s) URL", cfg.BaseURL)
-	}
-	base = strings.TrimRight(base, "/")
 	p := &Provider{cfg: cfg, client: client, chatURL: base + "/api/chat", embedURL: base + "/api/embed"}
 	for k, v := range cfg.Options {
 		switch k {

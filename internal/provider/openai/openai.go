@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/switchyard/switchyard/internal/llm"
@@ -74,15 +72,10 @@ func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) 
 // NewWithEndpoint is NewWithClient for an OpenAI-shaped API addressed as ep says. cfg.BaseURL
 // must still be an http(s) URL (DefaultBaseURL when empty); ep.URL may ignore it.
 func NewWithEndpoint(cfg provider.Config, client *http.Client, ep Endpoint) (*Provider, error) {
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
+	base, err := wireutil.BaseURL("openai.New", cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("openai.New: base_url %q is not an http(s) URL", cfg.BaseURL)
-	}
-	base = strings.TrimRight(base, "/")
 	p := &Provider{cfg: cfg, client: client, url: ep.URL, authName: "Authorization"}
 	if p.url == nil {
 		chatURL, embedURL := base+"/"+string(OpChat), base+"/"+string(OpEmbeddings)

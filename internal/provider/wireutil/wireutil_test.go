@@ -251,3 +251,21 @@ func TestPostJSON(t *testing.T) {
 		t.Errorf("unencodable body: %v", err)
 	}
 }
+
+func TestBaseURL(t *testing.T) {
+	cases := []struct{ configured, want string }{
+		{"", "https://api.example.com/v1"},
+		{"http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000/v1"},
+		{"https://h", "https://h"},
+	}
+	for _, c := range cases {
+		if got, err := BaseURL("x.New", c.configured, "https://api.example.com/v1"); err != nil || got != c.want {
+			t.Errorf("BaseURL(%q) = %q, %v; want %q", c.configured, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"ftp://h", "localhost:8000", "http://", "://x"} {
+		if _, err := BaseURL("x.New", bad, "https://d"); err == nil || !strings.Contains(err.Error(), "x.New") {
+			t.Errorf("BaseURL(%q) err = %v; want an error naming x.New", bad, err)
+		}
+	}
+}
