@@ -155,38 +155,58 @@ func FromStatus(st *status.Status) HTTPError {
 	}
 }
 
-// kindFromCode maps statuses that did not come from an llm.Error: gRPC's own errors (message
-// limits, transport failures, deadlines) and errors from other gRPC servers.
-func kindFromCode(st *status.Status) (llm.Kind, string) {
-	msg := st.Message()
-	switch st.Code() {
-	case codes.InvalidArgument, codes.OutOfRange:
-		return llm.KindInvalidArgument, msg
-	case codes.NotFound:
-		return llm.KindNotFound, msg
+// KindOfCode maps a gRPC status code to a kind, for statuses that carry no Switchyard ErrorInfo:
+// gRPC's own errors (message limits, transport failures, deadlines) and errors from other gRPC
+// servers. msg is the status message (grpc-go's message-size limit is RESOURCE_EXHAUSTED too, and
+// is KindTooLarge: a 429 would make clients retry a request that can never succeed). ok is false
+// for codes that name no cause (Unknown, Internal, DataLoss, Aborted): the caller chooses, e.g.
+// KindInternal for our own server and KindUpstream for an upstream's.
+func KindOfCode(c codes.Code, msg string) (k llm.Kind, ok bool) {
+	switch c {
+	case codes.InvalidArgument, codes.OutOfRange, codes.AlreadyExists:
+		return llm.KindInvalidArgument, true
+	case codes.NotFound, codes.Unimplemented:
+		return llm.KindNotFound, true
 	case codes.Unauthenticated:
-		return llm.KindUnauthenticated, msg
+		return llm.KindUnauthenticated, true
 	case codes.PermissionDenied:
-		return llm.KindPermissionDenied, msg
+		return llm.KindPermissionDenied, true
 	case codes.ResourceExhausted:
-		// grpc-go reports its message-size limit as RESOURCE_EXHAUSTED; that is a 413, not a 429
-		// (a 429 would make OpenAI SDKs retry a request that can never succeed).
 		if strings.Contains(msg, "larger than max") {
-			return llm.KindTooLarge, "request too large"
+			return llm.KindTooLarge, true
 		}
-		return llm.KindRateLimited, msg
+		return llm.KindRateLimited, true
 	case codes.FailedPrecondition:
-		return llm.KindBusiness, msg
+		return llm.KindBusiness, true
 	case codes.DeadlineExceeded:
-		return llm.KindTimeout, "request timed out"
+		return llm.KindTimeout, true
 	case codes.Canceled:
-		return llm.KindCanceled, "request canceled"
+		return llm.KindCanceled, true
 	case codes.Unavailable:
-		return llm.KindUnavailable, "service unavailable"
-	case codes.Unimplemented:
-		return llm.KindNotFound, "not implemented"
+		return llm.KindUnavailable, true
 	}
-	return llm.KindInternal, "internal error"
+	return llm.KindInternal, false
+}
+
+// kindFromCode maps a status without ErrorInfo to a kind and the message clients see: the
+// status's own for client-side mistakes, a generic one for transport and server failures.
+func kindFromCode(st *status.Status) (llm.Kind, string) {
+	k, ok := KindOfCode(st.Code(), st.Message())
+	switch {
+	case !ok:
+		return llm.KindInternal, "internal error"
+	case st.Code() == codes.Unimplemented:
+		return k, "not implemented"
+	case k == llm.KindTooLarge:
+		return k, "request too large"
+	case k == llm.KindTimeout:
+		return k, "request timed out"
+	case k == llm.KindCanceled:
+		return k, "request canceled"
+	case k == llm.KindUnavailable:
+		return k, "service unavailable"
+	}
+	return k, st.Message()
 }
 
 func strPtr(s string) *string {

@@ -77,33 +77,19 @@ func fromStatus(st *status.Status, name string, midStream bool) *llm.Error {
 	return e
 }
 
-// kindOfCode maps a status code, and says whether the status message may reach clients.
+// kindOfCode maps a status code (errmap.KindOfCode; an upstream's unnamed failures are
+// KindUpstream), and says whether the status message may reach clients: only for the client's
+// own mistakes and refusals, never for transport, auth or server failures.
 func kindOfCode(c codes.Code, msg string) (llm.Kind, bool) {
-	switch c {
-	case codes.InvalidArgument, codes.OutOfRange, codes.AlreadyExists:
-		return llm.KindInvalidArgument, true
-	case codes.NotFound:
-		return llm.KindNotFound, true
-	case codes.Unimplemented:
-		return llm.KindNotFound, false
-	case codes.Unauthenticated:
-		return llm.KindUnauthenticated, false
-	case codes.PermissionDenied:
-		return llm.KindPermissionDenied, false
-	case codes.ResourceExhausted:
-		// grpc-go's own message-size limits are RESOURCE_EXHAUSTED too; retrying cannot help.
-		if strings.Contains(msg, "larger than max") {
-			return llm.KindTooLarge, false
-		}
-		return llm.KindRateLimited, true
-	case codes.FailedPrecondition:
-		return llm.KindBusiness, true
-	case codes.DeadlineExceeded:
-		return llm.KindTimeout, false
-	case codes.Canceled:
-		return llm.KindCanceled, false
-	case codes.Unavailable:
-		return llm.KindUnavailable, false
+	k, ok := errmap.KindOfCode(c, msg)
+	if !ok {
+		return llm.KindUpstream, false // Unknown, Internal, DataLoss, Aborted
 	}
-	return llm.KindUpstream, false // Unknown, Internal, DataLoss, Aborted
+	switch k {
+	case llm.KindInvalidArgument, llm.KindRateLimited, llm.KindBusiness:
+		return k, true
+	case llm.KindNotFound:
+		return k, c != codes.Unimplemented
+	}
+	return k, false
 }
