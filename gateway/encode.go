@@ -137,17 +137,23 @@ func orDefault(s, def string) string {
 	return s
 }
 
+// appendHead opens a chat completion or chunk object up to its choices array:
+// {"id":…,"object":…,"created":…,"model":…,"choices":[
+func appendHead(b []byte, id, object string, created int64, model string) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, id)
+	b = append(b, `,"object":`...)
+	b = appendString(b, object)
+	b = append(b, `,"created":`...)
+	b = strconv.AppendInt(b, created, 10)
+	b = append(b, `,"model":`...)
+	b = appendString(b, model)
+	return append(b, `,"choices":[`...)
+}
+
 // appendChatCompletion appends r as an OpenAI "chat.completion" object.
 func appendChatCompletion(b []byte, r *pb.CreateChatCompletionResponse) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, r.GetId())
-	b = append(b, `,"object":`...)
-	b = appendString(b, orDefault(r.GetObject(), "chat.completion"))
-	b = append(b, `,"created":`...)
-	b = strconv.AppendInt(b, r.GetCreated(), 10)
-	b = append(b, `,"model":`...)
-	b = appendString(b, r.GetModel())
-	b = append(b, `,"choices":[`...)
+	b = appendHead(b, r.GetId(), orDefault(r.GetObject(), "chat.completion"), r.GetCreated(), r.GetModel())
 	for i, c := range r.GetChoices() {
 		if i > 0 {
 			b = append(b, ',')
@@ -242,15 +248,7 @@ func appendUsage(b []byte, u *pb.Usage) []byte {
 // appendChunk appends r as an OpenAI "chat.completion.chunk" object. choices is always present
 // (Dify fails on a chunk without it); usage only when set.
 func appendChunk(b []byte, r *pb.StreamChatCompletionResponse) []byte {
-	b = append(b, `{"id":`...)
-	b = appendString(b, r.GetId())
-	b = append(b, `,"object":`...)
-	b = appendString(b, orDefault(r.GetObject(), "chat.completion.chunk"))
-	b = append(b, `,"created":`...)
-	b = strconv.AppendInt(b, r.GetCreated(), 10)
-	b = append(b, `,"model":`...)
-	b = appendString(b, r.GetModel())
-	b = append(b, `,"choices":[`...)
+	b = appendHead(b, r.GetId(), orDefault(r.GetObject(), "chat.completion.chunk"), r.GetCreated(), r.GetModel())
 	for i, c := range r.GetChoices() {
 		if i > 0 {
 			b = append(b, ',')
