@@ -418,13 +418,24 @@ func (s *Store) EraseBodies(ctx context.Context, tenant, subject string) (int64,
 	if tenant == "" || subject == "" {
 		return 0, errors.New("audit.EraseBodies: tenant and subject are required")
 	}
-	res, err := s.db.ExecContext(ctx, s.db.Rebind(`UPDATE audit_records SET body = NULL, erased_at_us = ?
+	// An explicit transaction: on SQLite it begins IMMEDIATE (database.Open's txlock), so the
+	// write lock is taken up front and waited for, instead of an autocommit UPDATE failing with
+	// SQLITE_BUSY when the audit writer commits between its read and its write.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("audit.EraseBodies: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	res, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE audit_records SET body = NULL, erased_at_us = ?
 		WHERE tenant = ? AND (subject = ? OR end_user = ?) AND body IS NOT NULL`),
 		s.now().UnixMicro(), tenant, subject, subject)
 	if err != nil {
 		return 0, fmt.Errorf("audit.EraseBodies: %w", err)
 	}
 	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("audit.EraseBodies: %w", err)
+	}
 	return n, nil
 }
 
