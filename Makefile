@@ -2,11 +2,19 @@
 SHELL := /bin/bash
 GO    ?= go
 BUF   := tools/node_modules/.bin/buf
+# What the tests run besides Go, pinned and installed into the repository by `make test-tools`:
+# grpcurl (built from the Go module proxy into tools/bin, not a go.mod dependency) and test/node's
+# npm packages (the openai SDK, the Connect client and the protoc-gen-es plugin `make generate` uses).
+TOOLS_BIN       := tools/bin
+GRPCURL_VERSION := v1.9.4
+GRPCURL         := $(TOOLS_BIN)/grpcurl
+NODE_E2E        := test/node/node_modules/.package-lock.json
+TEST_PATH       := PATH="$(CURDIR)/$(TOOLS_BIN):$$PATH"
 BIN   := bin/switchyard
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/switchyard/switchyard/internal/app.Version=$(VERSION)
 
-.PHONY: help run build test test-short generate check-generate lint breaking fmt vet bench tools
+.PHONY: help run build test test-short test-tools generate check-generate lint breaking fmt vet bench tools
 
 help: ## List targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -17,11 +25,13 @@ run: ## Run the gateway with the embedded default config (mock provider, loopbac
 build: ## Build bin/switchyard
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchyard
 
-test: ## Run every test (unit, adapter, end-to-end); needs grpcurl on PATH for the grpcurl e2e test
-	$(GO) test -count=1 -race ./...
+test: test-tools ## Run every test (unit, adapter, end-to-end); installs what they need on first run
+	$(TEST_PATH) $(GO) test -count=1 -race ./...
 
-test-short: ## Fast unit tests only
-	$(GO) test -count=1 -short ./...
+test-short: test-tools ## Fast unit tests only
+	$(TEST_PATH) $(GO) test -count=1 -short ./...
+
+test-tools: $(GRPCURL) $(NODE_E2E) ## Install the pinned tools the tests run: tools/bin/grpcurl, test/node/node_modules
 
 tools: $(BUF) ## Install pinned npm tools (buf)
 
@@ -29,10 +39,22 @@ $(BUF): tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund
 	@touch $(BUF)
 
-generate: $(BUF) ## Regenerate gen/ from proto/, and the Node e2e client in test/node/gen/
+# The stamp names the pinned version, so changing GRPCURL_VERSION rebuilds grpcurl.
+$(GRPCURL): $(TOOLS_BIN)/.grpcurl-$(GRPCURL_VERSION)
+	GOBIN=$(CURDIR)/$(TOOLS_BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+	@touch $(GRPCURL)
+
+$(TOOLS_BIN)/.grpcurl-$(GRPCURL_VERSION):
+	@mkdir -p $(@D) && rm -f $(@D)/.grpcurl-* && touch $@
+
+$(NODE_E2E): test/node/package.json test/node/package-lock.json
+	cd test/node && npm ci --no-audit --no-fund
+	@touch $(NODE_E2E)
+
+generate: $(BUF) $(NODE_E2E) ## Regenerate gen/ from proto/, and the Node e2e client in test/node/gen/
 	$(BUF) format -w
 	$(BUF) generate
-	@$(BUF) generate --template test/node/buf.gen.yaml || { echo "test/node/gen needs the plugin: cd test/node && npm ci"; exit 1; }
+	$(BUF) generate --template test/node/buf.gen.yaml
 
 check-generate: generate ## Fail if gen/, test/node/gen/ or proto formatting is stale
 	@test -z "$$(git status --porcelain -- test/node/gen/)" || { git status --porcelain -- test/node/gen/; echo "test/node/gen is stale: run make generate and commit"; exit 1; }

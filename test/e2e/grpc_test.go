@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -159,15 +159,28 @@ func errorInfo(st *status.Status) *errdetails.ErrorInfo {
 	return nil
 }
 
+// toolsBin is the repository's tool directory, where `make test-tools` builds the pinned grpcurl.
+const toolsBin = "../../tools/bin"
+
+// requireGRPCurl returns grpcurl from PATH, else from tools/bin. A missing grpcurl fails the test.
+func requireGRPCurl(t *testing.T) string {
+	t.Helper()
+	if bin, err := exec.LookPath("grpcurl"); err == nil {
+		return bin
+	}
+	bin, err := filepath.Abs(filepath.Join(toolsBin, "grpcurl"))
+	if err == nil {
+		bin, err = exec.LookPath(bin)
+	}
+	if err != nil {
+		t.Fatalf("grpcurl is neither on PATH nor in tools/bin: run make test-tools (%v)", err)
+	}
+	return bin
+}
+
 // TestGRPCurl uses grpcurl through server reflection: list, describe and call, unary and streaming.
 func TestGRPCurl(t *testing.T) {
-	bin, err := exec.LookPath("grpcurl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("grpcurl is not on PATH; .ci/run installs it")
-		}
-		t.Skip("grpcurl not on PATH (go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)")
-	}
+	bin := requireGRPCurl(t)
 	g := startGateway(t, "")
 	run := func(args ...string) string {
 		t.Helper()

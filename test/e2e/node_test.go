@@ -10,7 +10,7 @@ import (
 )
 
 // nodeDir is the npm project with the Node clients; its node_modules comes from
-// `npm ci` (.ci/run does it).
+// `npm ci` (make test-tools does it).
 const nodeDir = "../node"
 
 // TestNodeClients runs the Node scripts in test/node against a whole gateway: the official openai
@@ -42,23 +42,16 @@ func TestNodeClients(t *testing.T) {
 	}
 }
 
-// requireNode returns the node binary once test/node's dependencies are installed. Under CI a
-// missing node or node_modules fails the test, since .ci/run installs them; elsewhere it skips.
+// requireNode returns the node binary once test/node's dependencies are installed. A missing
+// node or node_modules fails the test.
 func requireNode(t *testing.T) string {
 	t.Helper()
-	missing := func(what string) {
-		t.Helper()
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s; .ci/run installs it", what)
-		}
-		t.Skipf("%s (run: cd test/node && npm ci)", what)
-	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		missing("node is not on PATH")
+		t.Fatalf("node is not on PATH: install Node.js 20 or later (%v)", err)
 	}
 	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", ".package-lock.json")); err != nil {
-		missing("test/node/node_modules is not installed")
+		t.Fatalf("test/node/node_modules is not installed: run make test-tools (%v)", err)
 	}
 	return node
 }
