@@ -2,6 +2,15 @@
 // registry, the router, the gRPC server, the REST gateway and the admin server, and runs them with
 // an ordered, bounded shutdown. Only cmd/switchyard (and end-to-end tests) import it.
 //
+// Start (instance.go) reads top to bottom: options and validation; the dependencies (deps.go:
+// logger, telemetry, router and live config, authenticator and managed keys, TLS, audit log,
+// limiter, sessions), each adding its cleanup to one list; the listeners (servers.go); the
+// interceptor chains and the gRPC server, on which registerServices (services.go) registers the
+// services, as it does on the in-process channel the REST gateway uses by default; the REST and
+// admin servers; and the actors that run them and stop them in order. When the actors have
+// stopped, or when Start fails halfway, the cleanup list is closed, last built first: telemetry
+// and the log are flushed last.
+//
 // Tests run a whole gateway in-process:
 //
 //	cfg := app.DefaultConfig()
