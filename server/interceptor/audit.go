@@ -20,6 +20,8 @@ import (
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/audit"
 	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/errmap"
+	"github.com/switchyard/switchyard/internal/llm"
 )
 
 // Auditor takes one audit entry per call without blocking (audit.Writer).
@@ -204,12 +206,24 @@ func (c *auditCall) record(ctx context.Context, p *auth.Principal, method string
 		r.Attempts, _ = strconv.Atoi(v[0])
 	}
 	r.InputTokens, r.OutputTokens = c.in, c.out
-	code := status.Code(err)
-	r.Class, r.Code = audit.ClassOf(code), "OK"
-	if code != codes.OK {
+	r.Class, r.Code = auditClass(err), "OK"
+	if code := status.Code(err); code != codes.OK {
 		r.Code = strings.ToUpper(camelToSnake(code.String()))
 	}
 	return r
+}
+
+// auditClass is the Record.Class of a call that ended with err: ok, canceled, or the class of
+// err's kind in llm's error table.
+func auditClass(err error) string {
+	if err == nil {
+		return audit.ClassOK
+	}
+	k := errmap.KindOf(err)
+	if k == llm.KindCanceled {
+		return audit.ClassCanceled
+	}
+	return k.Info().Class
 }
 
 // camelToSnake turns a codes.Code name ("ResourceExhausted") into "Resource_Exhausted".

@@ -2,15 +2,11 @@ package interceptor
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/errmap"
@@ -32,7 +28,7 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !isLLMError(err) {
+	if _, ok := errmap.StatusOf(err); ok {
 		return err
 	}
 	e := llm.AsError(err)
@@ -40,8 +36,7 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 	info := e.Kind.Info()
 
 	if info.Class == llm.ClassQuota && e.RetryAfter > 0 {
-		secs := (e.RetryAfter + time.Second - 1) / time.Second
-		_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, strconv.Itoa(int(secs))))
+		_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, errmap.RetryAfterSeconds(e.RetryAfter)))
 	}
 
 	if info.Class != llm.ClassParameter {
@@ -84,11 +79,6 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 		}
 	}
 	return st.Err()
-}
-
-func isLLMError(err error) bool {
-	_, ok := errors.AsType[*llm.Error](err)
-	return ok
 }
 
 func unaryErrors(log *slog.Logger) grpc.UnaryServerInterceptor {
