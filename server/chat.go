@@ -11,6 +11,7 @@ import (
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 	"github.com/switchyard/switchyard/internal/pbconv"
 	"github.com/switchyard/switchyard/internal/router"
 )
@@ -39,16 +40,6 @@ func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompleti
 	_ = setHeader(metadata.Pairs(SessionHeader, t.sess.ID))
 	return t, model, nil
 }
-
-// Response headers of the routing decision (RouteHeader names the target that answered).
-const (
-	// DecisionHeader explains the routing decision: strategy, chosen target, candidates and
-	// their scores, e.g. "strategy=latency; chosen=b/m2; candidates=b/m2:12.3ms,a/m1:40.1ms".
-	DecisionHeader = "x-switchyard-route-decision"
-	// AttemptsHeader is the number of upstream calls the request took, retries and fallbacks
-	// included.
-	AttemptsHeader = "x-switchyard-attempts"
-)
 
 // CreateChatCompletion plans the route for the model and runs it (retries, fallbacks), answering
 // with the response of the target that succeeded. The answer's model is the upstream's model
@@ -164,14 +155,14 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 // last one tried), the decision, the attempts and the answering adapter's warnings.
 func routeHeaders(res router.Result) metadata.MD {
 	md := metadata.MD{
-		DecisionHeader: {res.Decision},
-		AttemptsHeader: {res.AttemptsString()},
+		mdkey.RouteDecision: {res.Decision},
+		mdkey.Attempts:      {res.AttemptsString()},
 	}
 	if res.Target.Provider != nil {
-		md[RouteHeader] = []string{res.Target.Name()}
+		md[mdkey.Route] = []string{res.Target.Name()}
 	}
 	if len(res.Warnings) > 0 {
-		md[WarningHeader] = res.Warnings
+		md[mdkey.Warning] = res.Warnings
 	}
 	return md
 }

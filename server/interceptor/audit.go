@@ -22,19 +22,13 @@ import (
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
 // Auditor takes one audit entry per call without blocking (audit.Writer).
 type Auditor interface {
 	Write(e *audit.Entry) bool
 }
-
-// Response headers the audit interceptor reads from what the services send (server.RouteHeader
-// and server.AttemptsHeader; this package cannot import server).
-const (
-	routeHeader    = "x-switchyard-route"
-	attemptsHeader = "x-switchyard-attempts"
-)
 
 // auditCall collects what a call reveals while it runs: the headers the service sets, the
 // request (streams: the first message received) and the responses.
@@ -59,7 +53,7 @@ func (c *auditCall) addHeader(md metadata.MD) {
 		c.header = metadata.MD{}
 	}
 	for k, v := range md {
-		if k == routeHeader || k == attemptsHeader {
+		if k == mdkey.Route || k == mdkey.Attempts {
 			c.header[k] = v
 		}
 	}
@@ -191,18 +185,18 @@ func (c *auditCall) record(ctx context.Context, p *auth.Principal, method string
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		// grpc-gateway sets x-forwarded-host on every REST call it forwards.
-		if len(md.Get("x-forwarded-host")) > 0 {
+		if len(md.Get(mdkey.ForwardedHost)) > 0 {
 			r.Transport = audit.TransportREST
 		}
-		r.ForwardedFor = strings.Join(md.Get("x-forwarded-for"), ", ")
+		r.ForwardedFor = strings.Join(md.Get(mdkey.ForwardedFor), ", ")
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r.Model, r.User = c.model, c.user
-	if v := c.header.Get(routeHeader); len(v) > 0 {
+	if v := c.header.Get(mdkey.Route); len(v) > 0 {
 		r.Target = v[0]
 	}
-	if v := c.header.Get(attemptsHeader); len(v) > 0 {
+	if v := c.header.Get(mdkey.Attempts); len(v) > 0 {
 		r.Attempts, _ = strconv.Atoi(v[0])
 	}
 	r.InputTokens, r.OutputTokens = c.in, c.out

@@ -11,10 +11,8 @@ import (
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
-
-// RetryAfterHeader is the response header carrying the seconds to wait after a quota error.
-const RetryAfterHeader = "retry-after"
 
 // maxLoggedUpstreamMsg bounds the upstream message in logs.
 const maxLoggedUpstreamMsg = 1024
@@ -36,7 +34,7 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 	info := e.Kind.Info()
 
 	if info.Class == llm.ClassQuota && e.RetryAfter > 0 {
-		_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, errmap.RetryAfterSeconds(e.RetryAfter)))
+		_ = grpc.SetHeader(ctx, metadata.Pairs(mdkey.RetryAfter, errmap.RetryAfterSeconds(e.RetryAfter)))
 	}
 
 	if info.Class != llm.ClassParameter {

@@ -14,17 +14,7 @@ import (
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/llm"
-)
-
-// The rate limit response headers, as OpenAI names them. The reset headers are durations
-// ("1s", "6m0s", see limits.FormatReset).
-const (
-	HeaderLimitRequests     = "x-ratelimit-limit-requests"
-	HeaderRemainingRequests = "x-ratelimit-remaining-requests"
-	HeaderResetRequests     = "x-ratelimit-reset-requests"
-	HeaderLimitTokens       = "x-ratelimit-limit-tokens"
-	HeaderRemainingTokens   = "x-ratelimit-remaining-tokens"
-	HeaderResetTokens       = "x-ratelimit-reset-tokens"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
 // streamChatMethod is the one streaming RPC that is rate limited.
@@ -73,14 +63,14 @@ func limitHeaders(res *limits.Reservation) metadata.MD {
 	}
 	md := make(metadata.MD, 6)
 	if q := res.Requests; q.Limit > 0 {
-		md[HeaderLimitRequests] = []string{strconv.FormatInt(q.Limit, 10)}
-		md[HeaderRemainingRequests] = []string{strconv.FormatInt(q.Remaining, 10)}
-		md[HeaderResetRequests] = []string{limits.FormatReset(q.Reset)}
+		md[mdkey.LimitRequests] = []string{strconv.FormatInt(q.Limit, 10)}
+		md[mdkey.RemainingRequests] = []string{strconv.FormatInt(q.Remaining, 10)}
+		md[mdkey.ResetRequests] = []string{limits.FormatReset(q.Reset)}
 	}
 	if q := res.Tokens; q.Limit > 0 {
-		md[HeaderLimitTokens] = []string{strconv.FormatInt(q.Limit, 10)}
-		md[HeaderRemainingTokens] = []string{strconv.FormatInt(q.Remaining, 10)}
-		md[HeaderResetTokens] = []string{limits.FormatReset(q.Reset)}
+		md[mdkey.LimitTokens] = []string{strconv.FormatInt(q.Limit, 10)}
+		md[mdkey.RemainingTokens] = []string{strconv.FormatInt(q.Remaining, 10)}
+		md[mdkey.ResetTokens] = []string{limits.FormatReset(q.Reset)}
 	}
 	return md
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/server"
 	"github.com/switchyard/switchyard/server/interceptor"
@@ -109,13 +110,13 @@ func TestLimitsUnary(t *testing.T) {
 		if _, err := chat.CreateChatCompletion(authed(), chatReq("hi"), grpc.Header(&hdr)); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
-		if got := hdr.Get(interceptor.HeaderRemainingRequests); len(got) != 1 || got[0] != want {
+		if got := hdr.Get(mdkey.RemainingRequests); len(got) != 1 || got[0] != want {
 			t.Errorf("call %d: remaining requests %v, want %s", i, got, want)
 		}
-		if got := hdr.Get(interceptor.HeaderLimitRequests); len(got) != 1 || got[0] != "2" {
+		if got := hdr.Get(mdkey.LimitRequests); len(got) != 1 || got[0] != "2" {
 			t.Errorf("call %d: limit requests %v, want 2", i, got)
 		}
-		if got := hdr.Get(interceptor.HeaderLimitTokens); len(got) != 1 || got[0] != "10000" {
+		if got := hdr.Get(mdkey.LimitTokens); len(got) != 1 || got[0] != "10000" {
 			t.Errorf("call %d: limit tokens %v, want 10000", i, got)
 		}
 	}
@@ -128,10 +129,10 @@ func TestLimitsUnary(t *testing.T) {
 	if he.Status != 429 || he.Body.Error.Type != "rate_limit_error" || he.Body.Error.Code == nil || *he.Body.Error.Code != "rate_limit_exceeded" {
 		t.Errorf("REST answer %+v, want 429 rate_limit_error rate_limit_exceeded", he)
 	}
-	if got := hdr.Get(interceptor.RetryAfterHeader); len(got) != 1 || got[0] != "30" {
+	if got := hdr.Get(mdkey.RetryAfter); len(got) != 1 || got[0] != "30" {
 		t.Errorf("retry-after %v, want 30", got)
 	}
-	if got := hdr.Get(interceptor.HeaderResetRequests); len(got) != 1 || got[0] != "1m0s" {
+	if got := hdr.Get(mdkey.ResetRequests); len(got) != 1 || got[0] != "1m0s" {
 		t.Errorf("reset requests %v, want 1m0s", got)
 	}
 	// Both calls were settled to the usage the provider reported: 300 tokens each.
@@ -146,7 +147,7 @@ func TestLimitsUnary(t *testing.T) {
 	if _, err := pb.NewModelServiceClient(conn).ListModels(authed(), &pb.ListModelsRequest{}, grpc.Header(&mh)); err != nil {
 		t.Fatalf("ListModels: %v", err)
 	}
-	if got := mh.Get(interceptor.HeaderLimitRequests); got != nil {
+	if got := mh.Get(mdkey.LimitRequests); got != nil {
 		t.Errorf("ListModels carries %v", got)
 	}
 }
@@ -179,7 +180,7 @@ func TestLimitsStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := hdr.Get(interceptor.HeaderRemainingRequests); len(got) != 1 || got[0] != "0" {
+	if got := hdr.Get(mdkey.RemainingRequests); len(got) != 1 || got[0] != "0" {
 		t.Errorf("remaining requests %v, want 0", got)
 	}
 	chunks := 0
@@ -209,7 +210,7 @@ func TestLimitsStream(t *testing.T) {
 		t.Fatalf("second stream: %v, want RESOURCE_EXHAUSTED", err)
 	}
 	hdr, _ = st.Header()
-	if got := hdr.Get(interceptor.RetryAfterHeader); len(got) != 1 || got[0] != "60" {
+	if got := hdr.Get(mdkey.RetryAfter); len(got) != 1 || got[0] != "60" {
 		t.Errorf("retry-after %v, want 60", got)
 	}
 	if n := p.calls.Load(); n != 1 {

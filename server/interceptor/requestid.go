@@ -8,10 +8,9 @@ import (
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-)
 
-// RequestIDHeader is the metadata key (and HTTP header) carrying the request id, both ways.
-const RequestIDHeader = "x-request-id"
+	"github.com/switchyard/switchyard/internal/mdkey"
+)
 
 const maxRequestIDLen = 128
 
@@ -27,7 +26,7 @@ func RequestIDFromContext(ctx context.Context) string {
 // [A-Za-z0-9._-]), or a new random id otherwise, and the id.
 func withRequestID(ctx context.Context) (context.Context, string) {
 	var id string
-	if vs := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(vs) > 0 && saneRequestID(vs[0]) {
+	if vs := metadata.ValueFromIncomingContext(ctx, mdkey.RequestID); len(vs) > 0 && saneRequestID(vs[0]) {
 		id = vs[0]
 	} else {
 		id = newRequestID()
@@ -58,12 +57,12 @@ func newRequestID() string {
 func unaryRequestID(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, id := withRequestID(ctx)
 	// The header goes out with the response or the error status, whichever comes first.
-	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(mdkey.RequestID, id))
 	return handler(ctx, req)
 }
 
 func streamRequestID(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, id := withRequestID(ss.Context())
-	_ = ss.SetHeader(metadata.Pairs(RequestIDHeader, id))
+	_ = ss.SetHeader(metadata.Pairs(mdkey.RequestID, id))
 	return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
 }
