@@ -27,7 +27,8 @@ import (
 	"github.com/switchyard/switchyard/server/interceptor"
 )
 
-// usageProvider answers every call with the usage in usage (total tokens) and counts its calls.
+// usageProvider answers every call with the usage in usage (total tokens, split in half between
+// prompt and completion) and counts its calls.
 type usageProvider struct {
 	calls atomic.Int32
 	usage int32
@@ -43,7 +44,7 @@ func (p *usageProvider) ChatStream(context.Context, *llm.ChatRequest) (llm.Strea
 	p.calls.Add(1)
 	return &stream{chunks: []*llm.Chunk{
 		{Choices: []llm.ChunkChoice{{Content: llm.Ptr("a"), FinishReason: "stop"}}},
-		{Usage: &llm.Usage{TotalTokens: p.usage}},
+		{Usage: &llm.Usage{PromptTokens: p.usage / 2, CompletionTokens: p.usage - p.usage/2, TotalTokens: p.usage}},
 	}}, nil
 }
 
@@ -51,11 +52,17 @@ func (p *usageProvider) ChatStream(context.Context, *llm.ChatRequest) (llm.Strea
 // routing "fake/…" to p, for the API key goodKey of tenant acme.
 func startLimited(tb testing.TB, l *limits.Limiter, p llm.Provider) *grpc.ClientConn {
 	tb.Helper()
+	return startLimitedAudited(tb, l, p, nil)
+}
+
+// startLimitedAudited is startLimited with the auditor a (nil: audit off).
+func startLimitedAudited(tb testing.TB, l *limits.Limiter, p llm.Provider, a interceptor.Auditor) *grpc.ClientConn {
+	tb.Helper()
 	authn, err := auth.New(auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{{Name: "dify", Key: goodKey, Tenant: "acme", Scopes: []string{"*"}}}})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	icfg := interceptor.Config{Logger: slog.New(slog.DiscardHandler), Authenticator: authn, Limiter: l}
+	icfg := interceptor.Config{Logger: slog.New(slog.DiscardHandler), Authenticator: authn, Limiter: l, Auditor: a}
 	rt, err := router.New(map[string]router.Backend{"fake": {Provider: p}}, nil)
 	if err != nil {
 		tb.Fatal(err)

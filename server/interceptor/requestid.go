@@ -9,21 +9,22 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/switchyard/switchyard/internal/callinfo"
 	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
 const maxRequestIDLen = 128
 
-type requestIDKey struct{}
-
 // RequestIDFromContext returns the request id of the call ctx belongs to, or "" outside the chain.
 func RequestIDFromContext(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if r := callinfo.FromContext(ctx); r != nil {
+		return r.RequestID
+	}
+	return ""
 }
 
-// withRequestID returns ctx carrying the caller's x-request-id if it is sane (1 to 128 characters of
-// [A-Za-z0-9._-]), or a new random id otherwise, and the id.
+// withRequestID returns ctx carrying the call's record (callinfo) with the caller's x-request-id
+// if it is sane (1 to 128 characters of [A-Za-z0-9._-]), or a new random id otherwise, and the id.
 func withRequestID(ctx context.Context) (context.Context, string) {
 	var id string
 	if vs := metadata.ValueFromIncomingContext(ctx, mdkey.RequestID); len(vs) > 0 && saneRequestID(vs[0]) {
@@ -31,7 +32,8 @@ func withRequestID(ctx context.Context) (context.Context, string) {
 	} else {
 		id = newRequestID()
 	}
-	return context.WithValue(ctx, requestIDKey{}, id), id
+	ctx, _ = callinfo.NewContext(ctx, id)
+	return ctx, id
 }
 
 func saneRequestID(s string) bool {
