@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
 // errorHandler answers every failed call with the HTTP status and OpenAI error body from
@@ -85,7 +86,7 @@ func writeError(w http.ResponseWriter, he errmap.HTTPError) {
 	h.Del("Content-Length")
 	h.Set("Content-Type", "application/json")
 	if he.RetryAfter != "" {
-		h.Set("Retry-After", he.RetryAfter)
+		h.Set(mdkey.RetryAfter, he.RetryAfter) // canonicalized to Retry-After
 	}
 	body := encodeWith("", func(b []byte) []byte { return appendError(b, he.Body.Error) })
 	w.WriteHeader(he.Status)

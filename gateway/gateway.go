@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is 0.
@@ -124,7 +125,7 @@ func sseHeaders(_ context.Context, w http.ResponseWriter, m proto.Message) error
 // themselves, the rest as grpc-gateway does by default. (Authorization is always forwarded.)
 func incomingHeader(key string) (string, bool) {
 	lower := strings.ToLower(key)
-	if lower == "x-request-id" || strings.HasPrefix(lower, "x-switchyard-") {
+	if lower == mdkey.RequestID || strings.HasPrefix(lower, mdkey.SwitchyardPrefix) {
 		return lower, true
 	}
 	return runtime.DefaultHeaderMatcher(key)
@@ -135,8 +136,8 @@ func incomingHeader(key string) (string, bool) {
 func outgoingHeader(key string) (string, bool) {
 	lower := strings.ToLower(key)
 	switch {
-	case lower == "x-request-id", lower == "retry-after",
-		strings.HasPrefix(lower, "x-switchyard-"), strings.HasPrefix(lower, "x-ratelimit-"):
+	case lower == mdkey.RequestID, lower == mdkey.RetryAfter,
+		strings.HasPrefix(lower, mdkey.SwitchyardPrefix), strings.HasPrefix(lower, mdkey.RateLimitPrefix):
 		return lower, true
 	}
 	return "", false

@@ -10,7 +10,9 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
+	"github.com/switchyard/switchyard/internal/callinfo"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 	"github.com/switchyard/switchyard/internal/pbconv"
 	"github.com/switchyard/switchyard/internal/router"
 )
@@ -40,19 +42,9 @@ func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompleti
 	return t, model, nil
 }
 
-// Response headers of the routing decision (RouteHeader names the target that answered).
-const (
-	// DecisionHeader explains the routing decision: strategy, chosen target, candidates and
-	// their scores, e.g. "strategy=latency; chosen=b/m2; candidates=b/m2:12.3ms,a/m1:40.1ms".
-	DecisionHeader = "x-switchyard-route-decision"
-	// AttemptsHeader is the number of upstream calls the request took, retries and fallbacks
-	// included.
-	AttemptsHeader = "x-switchyard-attempts"
-)
-
 // CreateChatCompletion plans the route for the model and runs it (retries, fallbacks), answering
 // with the response of the target that succeeded. The answer's model is the upstream's model
-// name; the route headers name "provider/model", the decision and the attempts.
+// name; the route headers name "provider/model", the decision and the attempts (see routed).
 //
 // With a session (session_id or the x-switchyard-session-id header) the request carries the
 // session's system prompt, parameters and history (docs/sessions.md), and the request's messages
@@ -72,19 +64,21 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 		return nil, err
 	}
 	resp, res, err := plan.Chat(ctx, req)
-	_ = grpc.SetHeader(ctx, routeHeaders(res))
+	call := routed(ctx, res, func(md metadata.MD) error { return grpc.SetHeader(ctx, md) })
 	if err != nil {
 		return nil, err
 	}
 	if resp.Usage != nil {
-		llm.RecordUsage(ctx, *resp.Usage)
+		call.SetUsage(*resp.Usage)
 	}
 	if t != nil {
 		if err := s.sessions.commit(ctx, t, answerMessage(resp)); err != nil {
 			return nil, err
 		}
 	}
-	return chatResponse(resp, res.Target.Model), nil
+	out := chatResponse(resp, res.Target.Model)
+	call.SetResponseModel(out.Model)
+	return out, nil
 }
 
 // StreamChatCompletion plans the route for the model and starts the stream: retries and
@@ -113,19 +107,20 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 		return err
 	}
 	up, res, err := plan.ChatStream(ctx, req)
-	_ = stream.SetHeader(routeHeaders(res))
+	call := routed(ctx, res, stream.SetHeader)
 	if err != nil {
 		return err
 	}
 	defer up.Close()
+	cv := chunkConverter{includeUsage: req.IncludeStreamUsage, model: res.Target.Model}
 	var usage *llm.Usage // the last usage the upstream reported
 	defer func() {
 		if usage != nil {
-			llm.RecordUsage(ctx, *usage)
+			call.SetUsage(*usage)
 		}
+		call.SetResponseModel(cv.model)
 	}()
 
-	cv := chunkConverter{includeUsage: req.IncludeStreamUsage, model: res.Target.Model}
 	var answer *answerBuilder
 	if t != nil {
 		answer = new(answerBuilder)
@@ -160,20 +155,27 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 	}
 }
 
-// routeHeaders are the response headers of a routed request: the target that answered (or the
-// last one tried), the decision, the attempts and the answering adapter's warnings.
-func routeHeaders(res router.Result) metadata.MD {
+// routed reports the route of a request the router has answered or given up on: in the
+// response headers, with setHeader (the target that answered, or the last one tried; the
+// decision; the attempts; the answering adapter's warnings), and in the call's record, which it
+// returns (nil outside the interceptor chain).
+func routed(ctx context.Context, res router.Result, setHeader func(metadata.MD) error) *callinfo.Record {
 	md := metadata.MD{
-		DecisionHeader: {res.Decision},
-		AttemptsHeader: {res.AttemptsString()},
+		mdkey.RouteDecision: {res.Decision},
+		mdkey.Attempts:      {res.AttemptsString()},
 	}
+	var target string
 	if res.Target.Provider != nil {
-		md[RouteHeader] = []string{res.Target.Name()}
+		target = res.Target.Name()
+		md[mdkey.Route] = []string{target}
 	}
 	if len(res.Warnings) > 0 {
-		md[WarningHeader] = res.Warnings
+		md[mdkey.Warning] = res.Warnings
 	}
-	return md
+	_ = setHeader(md)
+	call := callinfo.FromContext(ctx)
+	call.SetRoute(target, res.Attempts)
+	return call
 }
 
 // chatResponse converts a provider's answer, filling in an id and the created time when the

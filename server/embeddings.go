@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/llm"
@@ -43,7 +44,7 @@ func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmb
 		return nil, err
 	}
 	resp, res, err := plan.Embed(ctx, req)
-	_ = grpc.SetHeader(ctx, routeHeaders(res))
+	call := routed(ctx, res, func(md metadata.MD) error { return grpc.SetHeader(ctx, md) })
 	if err != nil {
 		return nil, err
 	}
@@ -52,7 +53,7 @@ func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmb
 		return nil, &llm.Error{Kind: llm.KindUpstream, Provider: target.ProviderName, Message: "upstream returned a wrong number of embeddings",
 			Err: fmt.Errorf("embed %s: got %d vectors for %d inputs", target.Name(), len(resp.Vectors), n)}
 	}
-	llm.RecordUsage(ctx, llm.Usage{PromptTokens: resp.PromptTokens, TotalTokens: resp.PromptTokens})
+	call.SetUsage(llm.Usage{PromptTokens: resp.PromptTokens, TotalTokens: resp.PromptTokens})
 	out := &pb.CreateEmbeddingResponse{
 		Object: "list",
 		Model:  resp.Model,
@@ -62,6 +63,7 @@ func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmb
 	if out.Model == "" {
 		out.Model = target.Model
 	}
+	call.SetResponseModel(out.Model)
 	for i, v := range resp.Vectors {
 		e := &pb.Embedding{Object: "embedding", Index: int32(i)}
 		if base64 {

@@ -18,14 +18,6 @@ import (
 	"github.com/switchyard/switchyard/internal/session"
 )
 
-// RouteHeader is the response header naming the provider and model that served a request
-// ("provider/model").
-const RouteHeader = "x-switchyard-route"
-
-// WarningHeader carries non-fatal notes about a request, one value each, such as a parameter the
-// provider adapter dropped because the upstream does not support it.
-const WarningHeader = "x-switchyard-warning"
-
 // startTime is the "created" time of every configured model.
 var startTime = time.Now().Unix()
 

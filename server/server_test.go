@@ -23,6 +23,7 @@ import (
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/server"
 )
@@ -164,8 +165,8 @@ func TestCreateChatCompletion(t *testing.T) {
 	if resp.GetModel() != "gpt-4o-2024-08-06" || resp.GetId() != "up-1" || resp.GetChoices()[0].GetMessage().GetContent() != "hi" {
 		t.Errorf("response = %v; want the upstream's answer", resp)
 	}
-	if got := hdr.Get(server.RouteHeader); len(got) != 1 || got[0] != "openai/gpt-4o" {
-		t.Errorf("%s header = %v; want [openai/gpt-4o]", server.RouteHeader, got)
+	if got := hdr.Get(mdkey.Route); len(got) != 1 || got[0] != "openai/gpt-4o" {
+		t.Errorf("%s header = %v; want [openai/gpt-4o]", mdkey.Route, got)
 	}
 	if req := p.last.Load(); req.Model != "gpt-4o" || req.Messages[0].Text() != "hello" {
 		t.Errorf("provider got model %q text %q; want gpt-4o, hello", req.Model, req.Messages[0].Text())
@@ -239,7 +240,7 @@ func TestStreamChatCompletion(t *testing.T) {
 				t.Errorf("last chunk = %v; want usage", got[2])
 			}
 			hdr, _ := st.Header()
-			if r := hdr.Get(server.RouteHeader); len(r) != 1 || r[0] != "openai/gpt-4o" {
+			if r := hdr.Get(mdkey.Route); len(r) != 1 || r[0] != "openai/gpt-4o" {
 				t.Errorf("route header = %v", r)
 			}
 			if !p.closed.Load() {
@@ -346,8 +347,8 @@ func TestWarningHeader(t *testing.T) {
 	if _, err := c.chat.CreateChatCompletion(context.Background(), req, grpc.Header(&hdr)); err != nil {
 		t.Fatal(err)
 	}
-	if got := hdr.Get(server.WarningHeader); len(got) != 1 || got[0] != p.warn {
-		t.Errorf("unary %s = %v; want [%s]", server.WarningHeader, got, p.warn)
+	if got := hdr.Get(mdkey.Warning); len(got) != 1 || got[0] != p.warn {
+		t.Errorf("unary %s = %v; want [%s]", mdkey.Warning, got, p.warn)
 	}
 
 	s, err := c.chat.StreamChatCompletion(context.Background(), &pb.StreamChatCompletionRequest{Request: req})
@@ -358,8 +359,8 @@ func TestWarningHeader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := shdr.Get(server.WarningHeader); len(got) != 1 || got[0] != p.warn {
-		t.Errorf("stream %s = %v; want [%s]", server.WarningHeader, got, p.warn)
+	if got := shdr.Get(mdkey.Warning); len(got) != 1 || got[0] != p.warn {
+		t.Errorf("stream %s = %v; want [%s]", mdkey.Warning, got, p.warn)
 	}
 	for {
 		if _, err := s.Recv(); err != nil {
@@ -372,7 +373,7 @@ func TestWarningHeader(t *testing.T) {
 	if _, err := c.chat.CreateChatCompletion(context.Background(), req, grpc.Header(&hdr)); err != nil {
 		t.Fatal(err)
 	}
-	if got := hdr.Get(server.WarningHeader); got != nil {
-		t.Errorf("%s = %v without warnings; want none", server.WarningHeader, got)
+	if got := hdr.Get(mdkey.Warning); got != nil {
+		t.Errorf("%s = %v without warnings; want none", mdkey.Warning, got)
 	}
 }

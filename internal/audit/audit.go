@@ -34,7 +34,7 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc/codes"
+	"github.com/switchyard/switchyard/internal/llm"
 )
 
 // DefaultRetention is how long records are kept unless configured otherwise.
@@ -43,15 +43,16 @@ const DefaultRetention = 180 * 24 * time.Hour
 // HashSize is the size of PrevHash, Hash and BodyDigest.
 const HashSize = sha256.Size
 
-// Status classes (Record.Class): the five error classes of the design, plus ok and canceled.
+// Status classes (Record.Class): ok, canceled (the client went away), or the class of the
+// failed call's error kind, one of llm's five error classes.
 const (
 	ClassOK             = "ok"
-	ClassAuthentication = "authentication"
-	ClassQuota          = "quota"
-	ClassParameter      = "parameter"
-	ClassService        = "service"
-	ClassBusiness       = "business"
 	ClassCanceled       = "canceled"
+	ClassAuthentication = llm.ClassAuthentication
+	ClassQuota          = llm.ClassQuota
+	ClassParameter      = llm.ClassParameter
+	ClassService        = llm.ClassService
+	ClassBusiness       = llm.ClassBusiness
 )
 
 // UnauthenticatedTenant is the tenant chain of the records of calls refused before a principal
@@ -167,25 +168,6 @@ func (r *Record) chain(seq int64, prev []byte) {
 	r.Seq = seq
 	r.PrevHash = prev
 	r.Hash = r.ComputeHash(prev)
-}
-
-// ClassOf returns the status class of a gRPC code.
-func ClassOf(c codes.Code) string {
-	switch c {
-	case codes.OK:
-		return ClassOK
-	case codes.Canceled:
-		return ClassCanceled
-	case codes.Unauthenticated, codes.PermissionDenied:
-		return ClassAuthentication
-	case codes.ResourceExhausted:
-		return ClassQuota
-	case codes.InvalidArgument, codes.NotFound, codes.OutOfRange, codes.AlreadyExists:
-		return ClassParameter
-	case codes.FailedPrecondition:
-		return ClassBusiness
-	}
-	return ClassService
 }
 
 // Sink stores records. Append assigns each record its Seq, PrevHash and Hash (in order, per

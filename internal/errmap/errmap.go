@@ -1,6 +1,8 @@
-// Package errmap is the one place where Switchyard's error kinds meet transport codes: llm.Error →
-// gRPC status (with a google.rpc.ErrorInfo detail) on the server side, and gRPC status → HTTP
-// status + OpenAI error JSON on the REST side.
+// Package errmap converts between Switchyard's errors and gRPC statuses, by the error table of
+// internal/llm (kinds.go), which it does not repeat: llm.Error → gRPC status with a
+// google.rpc.ErrorInfo detail on the server side, gRPC status → HTTP status + OpenAI error JSON
+// on the REST side, and gRPC status → kind for anyone who needs a status's class (the audit log,
+// the gRPC upstream adapter).
 package errmap
 
 import (
@@ -33,30 +35,6 @@ const (
 	MetaRetryAfter     = "retry_after_seconds"
 )
 
-var kindCodes = map[llm.Kind]codes.Code{
-	llm.KindInternal:         codes.Internal,
-	llm.KindUnauthenticated:  codes.Unauthenticated,
-	llm.KindPermissionDenied: codes.PermissionDenied,
-	llm.KindRateLimited:      codes.ResourceExhausted,
-	llm.KindQuotaExceeded:    codes.ResourceExhausted,
-	llm.KindInvalidArgument:  codes.InvalidArgument,
-	llm.KindNotFound:         codes.NotFound,
-	llm.KindTooLarge:         codes.InvalidArgument,
-	llm.KindUpstream:         codes.Unavailable,
-	llm.KindUnavailable:      codes.Unavailable,
-	llm.KindTimeout:          codes.DeadlineExceeded,
-	llm.KindCanceled:         codes.Canceled,
-	llm.KindBusiness:         codes.FailedPrecondition,
-}
-
-// Code returns the gRPC code of kind k.
-func Code(k llm.Kind) codes.Code {
-	if c, ok := kindCodes[k]; ok {
-		return c
-	}
-	return codes.Internal
-}
-
 // maxUpstreamMsg bounds the upstream message kept in details.
 const maxUpstreamMsg = 512
 
@@ -67,7 +45,7 @@ func ToStatus(err error) *status.Status {
 	if err == nil {
 		return status.New(codes.OK, "")
 	}
-	if st, ok := status.FromError(err); ok && !isLLMError(err) {
+	if st, ok := StatusOf(err); ok {
 		return st
 	}
 	e := llm.AsError(err)
@@ -95,18 +73,65 @@ func ToStatus(err error) *status.Status {
 		md[MetaUpstreamMsg] = msg
 	}
 	if e.RetryAfter > 0 {
-		md[MetaRetryAfter] = strconv.Itoa(int((e.RetryAfter + time.Second - 1) / time.Second))
+		md[MetaRetryAfter] = RetryAfterSeconds(e.RetryAfter)
 	}
-	st := status.New(Code(e.Kind), e.SafeMessage())
+	st := status.New(info.GRPCCode, e.SafeMessage())
 	if withInfo, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: strings.ToUpper(info.Name), Domain: Domain, Metadata: md}); derr == nil {
 		st = withInfo
 	}
 	return st
 }
 
-func isLLMError(err error) bool {
-	_, ok := errors.AsType[*llm.Error](err)
-	return ok
+// StatusOf returns err's gRPC status when err is a status error, and not an *llm.Error (one
+// may carry an upstream's status as its cause, but its own kind decides): ToStatus passes such
+// errors through unchanged.
+func StatusOf(err error) (*status.Status, bool) {
+	if err == nil {
+		return nil, false
+	}
+	if _, ok := errors.AsType[*llm.Error](err); ok {
+		return nil, false
+	}
+	return status.FromError(err)
+}
+
+// Info returns st's ErrorInfo detail of Domain (Switchyard's), nil if it carries none.
+func Info(st *status.Status) *errdetails.ErrorInfo {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == Domain {
+			return info
+		}
+	}
+	return nil
+}
+
+// KindOf returns the kind of err: an *llm.Error's own; for a status, the kind its ErrorInfo
+// names, else the kind of its code (KindOfCode; codes that name no cause are KindInternal);
+// otherwise llm.KindOf (context errors, KindInternal).
+func KindOf(err error) llm.Kind {
+	st, ok := StatusOf(err)
+	if !ok {
+		return llm.KindOf(err)
+	}
+	if k, ok := KindOfInfo(Info(st)); ok {
+		return k
+	}
+	k, _ := KindOfCode(st.Code(), st.Message())
+	return k
+}
+
+// KindOfInfo returns the kind info's reason names; ok is false for a nil info or a reason this
+// version does not know.
+func KindOfInfo(info *errdetails.ErrorInfo) (llm.Kind, bool) {
+	if info == nil {
+		return llm.KindInternal, false
+	}
+	return llm.KindByName(strings.ToLower(info.GetReason()))
+}
+
+// RetryAfterSeconds formats d as a Retry-After value: whole seconds, rounded up.
+func RetryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 }
 
 // OpenAIError is the body of an OpenAI error response: {"error": {...}}.
@@ -133,11 +158,7 @@ type HTTPError struct {
 // FromStatus converts a gRPC status to the REST answer. Statuses carrying Switchyard's ErrorInfo
 // keep their exact HTTP status, type, code and param; others are mapped by code.
 func FromStatus(st *status.Status) HTTPError {
-	for _, d := range st.Details() {
-		info, ok := d.(*errdetails.ErrorInfo)
-		if !ok || info.GetDomain() != Domain {
-			continue
-		}
+	if info := Info(st); info != nil {
 		md := info.GetMetadata()
 		he := HTTPError{Status: http.StatusInternalServerError, Class: md[MetaClass], RetryAfter: md[MetaRetryAfter]}
 		if n, err := strconv.Atoi(md[MetaHTTPStatus]); err == nil {
@@ -162,30 +183,42 @@ func FromStatus(st *status.Status) HTTPError {
 // for codes that name no cause (Unknown, Internal, DataLoss, Aborted): the caller chooses, e.g.
 // KindInternal for our own server and KindUpstream for an upstream's.
 func KindOfCode(c codes.Code, msg string) (k llm.Kind, ok bool) {
-	switch c {
-	case codes.InvalidArgument, codes.OutOfRange, codes.AlreadyExists:
-		return llm.KindInvalidArgument, true
-	case codes.NotFound, codes.Unimplemented:
-		return llm.KindNotFound, true
-	case codes.Unauthenticated:
-		return llm.KindUnauthenticated, true
-	case codes.PermissionDenied:
-		return llm.KindPermissionDenied, true
-	case codes.ResourceExhausted:
-		if strings.Contains(msg, "larger than max") {
-			return llm.KindTooLarge, true
-		}
-		return llm.KindRateLimited, true
-	case codes.FailedPrecondition:
-		return llm.KindBusiness, true
-	case codes.DeadlineExceeded:
-		return llm.KindTimeout, true
-	case codes.Canceled:
-		return llm.KindCanceled, true
-	case codes.Unavailable:
-		return llm.KindUnavailable, true
+	if c == codes.ResourceExhausted && strings.Contains(msg, "larger than max") {
+		return llm.KindTooLarge, true
+	}
+	if int(c) < len(kindOfCode) && kindOfCode[c].ok {
+		return kindOfCode[c].kind, true
 	}
 	return llm.KindInternal, false
+}
+
+// kindOfCode is the kind of each code KindOfCode names a cause for: llm's error table read
+// backwards where one kind has the code; where several kinds share a code, the one a bare status
+// most likely means, chosen here; and the nearest kind for codes no kind has.
+var kindOfCode = func() (t [codes.Unauthenticated + 1]codeKind) {
+	kinds := map[codes.Code]int{}
+	for _, k := range llm.Kinds() {
+		c := k.Info().GRPCCode
+		kinds[c]++
+		t[c] = codeKind{k, kinds[c] == 1} // a shared code names no kind unless chosen below
+	}
+	for c, k := range map[codes.Code]llm.Kind{
+		codes.ResourceExhausted: llm.KindRateLimited, // not KindQuotaExceeded: a bare 429 clears by waiting
+		codes.InvalidArgument:   llm.KindInvalidArgument,
+		codes.Unavailable:       llm.KindUnavailable,
+		codes.OutOfRange:        llm.KindInvalidArgument,
+		codes.AlreadyExists:     llm.KindInvalidArgument,
+		codes.Unimplemented:     llm.KindNotFound,
+	} {
+		t[c] = codeKind{k, true}
+	}
+	t[codes.Internal].ok = false // KindInternal's code, but from elsewhere it names no cause
+	return t
+}()
+
+type codeKind struct {
+	kind llm.Kind
+	ok   bool
 }
 
 // kindFromCode maps a status without ErrorInfo to a kind and the message clients see: the

@@ -1,6 +1,8 @@
 package errmap
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"testing"
 
@@ -50,5 +52,64 @@ func TestToStatusRoundTrip(t *testing.T) {
 	}
 	if k, ok := KindOfCode(codes.Aborted, ""); ok || k != llm.KindInternal {
 		t.Errorf("KindOfCode(Aborted) = %v, %v; want no cause named", k, ok)
+	}
+}
+
+// TestKindOfCodeFollowsTable: each code only one kind has maps back to that kind (but INTERNAL,
+// which from a foreign server names no cause); codes several kinds share map to the chosen one.
+func TestKindOfCodeFollowsTable(t *testing.T) {
+	users := map[codes.Code]int{}
+	for _, k := range llm.Kinds() {
+		users[k.Info().GRPCCode]++
+	}
+	for _, k := range llm.Kinds() {
+		c := k.Info().GRPCCode
+		if users[c] > 1 || c == codes.Internal {
+			continue
+		}
+		if got, ok := KindOfCode(c, ""); !ok || got != k {
+			t.Errorf("KindOfCode(%v) = %v, %v; want %v", c, got, ok, k)
+		}
+	}
+	shared := map[codes.Code]llm.Kind{
+		codes.ResourceExhausted: llm.KindRateLimited,
+		codes.InvalidArgument:   llm.KindInvalidArgument,
+		codes.Unavailable:       llm.KindUnavailable,
+	}
+	for c, want := range shared {
+		if users[c] < 2 {
+			t.Errorf("%v is no longer shared by several kinds: drop its choice in kindOfCode", c)
+		}
+		if got, ok := KindOfCode(c, ""); !ok || got != want {
+			t.Errorf("KindOfCode(%v) = %v, %v; want %v", c, got, ok, want)
+		}
+	}
+	for _, c := range []codes.Code{codes.Unknown, codes.Internal, codes.DataLoss, codes.Aborted, codes.Code(99)} {
+		if k, ok := KindOfCode(c, ""); ok || k != llm.KindInternal {
+			t.Errorf("KindOfCode(%v) = %v, %v; want no cause named", c, k, ok)
+		}
+	}
+}
+
+// TestKindOf: the kind of an error whatever form it reached the caller in.
+func TestKindOf(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want llm.Kind
+	}{
+		{"llm error", llm.Errorf(llm.KindQuotaExceeded, "x"), llm.KindQuotaExceeded},
+		{"llm error wrapping a status", &llm.Error{Kind: llm.KindUpstream, Err: status.Error(codes.InvalidArgument, "x")}, llm.KindUpstream},
+		{"status with ErrorInfo", ToStatus(llm.Errorf(llm.KindQuotaExceeded, "x")).Err(), llm.KindQuotaExceeded},
+		{"status with ErrorInfo, shared code", ToStatus(llm.Errorf(llm.KindTooLarge, "x")).Err(), llm.KindTooLarge},
+		{"bare status", status.Error(codes.PermissionDenied, "x"), llm.KindPermissionDenied},
+		{"bare status naming no cause", status.Error(codes.Unknown, "x"), llm.KindInternal},
+		{"context error", context.Canceled, llm.KindCanceled},
+		{"plain error", errors.New("x"), llm.KindInternal},
+	}
+	for _, c := range cases {
+		if got := KindOf(c.err); got != c.want {
+			t.Errorf("%s: KindOf = %v; want %v", c.name, got, c.want)
+		}
 	}
 }

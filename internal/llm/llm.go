@@ -1,6 +1,7 @@
 // Package llm is Switchyard's vocabulary: the canonical chat and embedding types every provider
 // adapter converts to and from, the Provider interface, and the error kinds that map to the five
-// error classes at the edge. It imports nothing of the project's and no vendor package.
+// error classes at the edge. It imports nothing of the project's and, of vendor packages, only
+// grpc's codes (a list of constants), for the gRPC column of the error table (kinds.go).
 package llm
 
 import "context"

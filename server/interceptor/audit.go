@@ -2,7 +2,6 @@ package interceptor
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,10 @@ import (
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/audit"
 	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/callinfo"
+	"github.com/switchyard/switchyard/internal/errmap"
+	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
 // Auditor takes one audit entry per call without blocking (audit.Writer).
@@ -27,20 +30,13 @@ type Auditor interface {
 	Write(e *audit.Entry) bool
 }
 
-// Response headers the audit interceptor reads from what the services send (server.RouteHeader
-// and server.AttemptsHeader; this package cannot import server).
-const (
-	routeHeader    = "x-switchyard-route"
-	attemptsHeader = "x-switchyard-attempts"
-)
-
-// auditCall collects what a call reveals while it runs: the headers the service sets, the
-// request (streams: the first message received) and the responses.
+// auditCall collects what the messages of a call reveal while it runs: the request (streams: the
+// first message received) and, when bodies are kept, the responses. The route, the attempts and
+// the usage come from the call's record (callinfo) when the call ends.
 type auditCall struct {
 	bodyMax int // 0: no bodies
 
 	mu        sync.Mutex
-	header    metadata.MD
 	received  bool // the request was seen
 	model     string
 	user      string
@@ -48,36 +44,16 @@ type auditCall struct {
 	resps     []proto.Message // copies, only when bodies are kept
 	bodyBytes int
 	truncated bool
-	in, out   int64 // usage
 }
 
-func (c *auditCall) addHeader(md metadata.MD) {
-	c.mu.Lock()
-	if c.header == nil {
-		c.header = metadata.MD{}
-	}
-	for k, v := range md {
-		if k == routeHeader || k == attemptsHeader {
-			c.header[k] = v
-		}
-	}
-	c.mu.Unlock()
-}
-
+// addResponse keeps a copy of m for the body, while the body fits.
 func (c *auditCall) addResponse(m any) {
+	if c.bodyMax <= 0 {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch r := m.(type) {
-	case *pb.CreateChatCompletionResponse:
-		c.in, c.out = int64(r.GetUsage().GetPromptTokens()), int64(r.GetUsage().GetCompletionTokens())
-	case *pb.StreamChatCompletionResponse:
-		if u := r.GetUsage(); u != nil {
-			c.in, c.out = int64(u.GetPromptTokens()), int64(u.GetCompletionTokens())
-		}
-	case *pb.CreateEmbeddingResponse:
-		c.in = int64(r.GetUsage().GetPromptTokens())
-	}
-	if c.bodyMax <= 0 || c.truncated {
+	if c.truncated {
 		return
 	}
 	pm, ok := m.(proto.Message)
@@ -165,16 +141,25 @@ func notePrincipal(ctx context.Context, p *auth.Principal) {
 	}
 }
 
-// record builds the call's record once it has finished with err. p is the principal auth
+// record builds the call's audit record once it has finished with err. p is the principal auth
 // admitted, nil when the call was refused before (or exempt from) authentication: the record
 // then goes to the audit.UnauthenticatedTenant chain, without a body.
 func (c *auditCall) record(ctx context.Context, p *auth.Principal, method string, start time.Time, err error) *audit.Record {
+	call := callinfo.FromContext(ctx)
+	info := call.Info()
 	r := &audit.Record{
 		Time:      start,
-		RequestID: RequestIDFromContext(ctx),
+		Target:    info.Target,
+		Attempts:  info.Attempts,
+		Transport: audit.TransportGRPC,
 		RPC:       method,
 		Latency:   time.Since(start),
-		Transport: audit.TransportGRPC,
+	}
+	if call != nil {
+		r.RequestID = call.RequestID
+	}
+	if info.HasUsage {
+		r.InputTokens, r.OutputTokens = int64(info.Usage.PromptTokens), int64(info.Usage.CompletionTokens)
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		r.TraceID = sc.TraceID().String()
@@ -189,27 +174,32 @@ func (c *auditCall) record(ctx context.Context, p *auth.Principal, method string
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		// grpc-gateway sets x-forwarded-host on every REST call it forwards.
-		if len(md.Get("x-forwarded-host")) > 0 {
+		if len(md.Get(mdkey.ForwardedHost)) > 0 {
 			r.Transport = audit.TransportREST
 		}
-		r.ForwardedFor = strings.Join(md.Get("x-forwarded-for"), ", ")
+		r.ForwardedFor = strings.Join(md.Get(mdkey.ForwardedFor), ", ")
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	r.Model, r.User = c.model, c.user
-	if v := c.header.Get(routeHeader); len(v) > 0 {
-		r.Target = v[0]
-	}
-	if v := c.header.Get(attemptsHeader); len(v) > 0 {
-		r.Attempts, _ = strconv.Atoi(v[0])
-	}
-	r.InputTokens, r.OutputTokens = c.in, c.out
-	code := status.Code(err)
-	r.Class, r.Code = audit.ClassOf(code), "OK"
-	if code != codes.OK {
+	c.mu.Unlock()
+	r.Class, r.Code = auditClass(err), "OK"
+	if code := status.Code(err); code != codes.OK {
 		r.Code = strings.ToUpper(camelToSnake(code.String()))
 	}
 	return r
+}
+
+// auditClass is the Record.Class of a call that ended with err: ok, canceled, or the class of
+// err's kind in llm's error table.
+func auditClass(err error) string {
+	if err == nil {
+		return audit.ClassOK
+	}
+	k := errmap.KindOf(err)
+	if k == llm.KindCanceled {
+		return audit.ClassCanceled
+	}
+	return k.Info().Class
 }
 
 // camelToSnake turns a codes.Code name ("ResourceExhausted") into "Resource_Exhausted".
@@ -222,23 +212,6 @@ func camelToSnake(s string) string {
 		b.WriteRune(c)
 	}
 	return b.String()
-}
-
-// auditedStream is the grpc.ServerTransportStream of a unary call, recording the headers the
-// service sets.
-type auditedStream struct {
-	grpc.ServerTransportStream
-	call *auditCall
-}
-
-func (s *auditedStream) SetHeader(md metadata.MD) error {
-	s.call.addHeader(md)
-	return s.ServerTransportStream.SetHeader(md)
-}
-
-func (s *auditedStream) SendHeader(md metadata.MD) error {
-	s.call.addHeader(md)
-	return s.ServerTransportStream.SendHeader(md)
 }
 
 // unaryAudit writes one audit entry per call, after the call (nothing when a is nil), whether the
@@ -259,9 +232,6 @@ func unaryAudit(a Auditor, bodyMax int) grpc.UnaryServerInterceptor {
 		call := &auditCall{bodyMax: bodyMax}
 		call.setRequest(req)
 		ctx, slot := withPrincipalSlot(ctx)
-		if sts := grpc.ServerTransportStreamFromContext(ctx); sts != nil {
-			ctx = grpc.NewContextWithServerTransportStream(ctx, &auditedStream{ServerTransportStream: sts, call: call})
-		}
 		defer func() {
 			rec := recover()
 			if rec != nil {
@@ -281,8 +251,8 @@ func unaryAudit(a Auditor, bodyMax int) grpc.UnaryServerInterceptor {
 	}
 }
 
-// auditedServerStream records a stream's headers, first request and responses, and gives the
-// inner interceptors a context with the principal slot.
+// auditedServerStream records a stream's first request and responses, and gives the inner
+// interceptors a context with the principal slot.
 type auditedServerStream struct {
 	grpc.ServerStream
 	ctx  context.Context
@@ -290,16 +260,6 @@ type auditedServerStream struct {
 }
 
 func (s *auditedServerStream) Context() context.Context { return s.ctx }
-
-func (s *auditedServerStream) SetHeader(md metadata.MD) error {
-	s.call.addHeader(md)
-	return s.ServerStream.SetHeader(md)
-}
-
-func (s *auditedServerStream) SendHeader(md metadata.MD) error {
-	s.call.addHeader(md)
-	return s.ServerStream.SendHeader(md)
-}
 
 // SendMsg notes m before sending it: once sent, an in-process client shares it.
 func (s *auditedServerStream) SendMsg(m any) error {

@@ -157,6 +157,41 @@ func TestAuditRecords(t *testing.T) {
 	}
 }
 
+// TestAuditAndLimitsShareTheRecord: the audit record and the limits settlement take a call's
+// route, attempts and usage from the same per-call record; for a stream, the last usage the
+// upstream reported, also when the client asked for no usage chunk.
+func TestAuditAndLimitsShareTheRecord(t *testing.T) {
+	l := frozenLimiter(t, limits.Policy{Tenants: map[string]limits.Limits{"acme": {RPM: 2, TPM: 10_000}}})
+	rec := &recorder{}
+	chat := pb.NewChatServiceClient(startLimitedAudited(t, l, &usageProvider{usage: 700}, rec))
+	if _, err := chat.CreateChatCompletion(authed(), chatReq("hi")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := chat.StreamChatCompletion(authed(), &pb.StreamChatCompletionRequest{Request: chatReq("hi")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := st.Recv(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := rec.all()
+	if len(got) != 2 {
+		t.Fatalf("%d entries, want 2", len(got))
+	}
+	for i, e := range got {
+		if r := e.Record; r.Target != "fake/m" || r.Attempts != 1 || r.InputTokens != 350 || r.OutputTokens != 350 {
+			t.Errorf("entry %d: target %q attempts %d tokens %d/%d; want fake/m, 1, 350/350", i, r.Target, r.Attempts, r.InputTokens, r.OutputTokens)
+		}
+	}
+	if got := remainingTokens(t, l); got != 10_000-2*700 {
+		t.Errorf("remaining tokens = %d, want %d", got, 10_000-2*700)
+	}
+}
+
 // TestAuditRefusals: a call refused by auth, authz or limits, or one that panics, leaves exactly
 // one record with the refusal's code; refused before authentication, it goes to the
 // unauthenticated chain without a body.

@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/server"
@@ -255,7 +256,7 @@ func TestRequestID(t *testing.T) {
 			if _, err := cs.chat.CreateChatCompletion(c.ctx, chatReq("hi"), grpc.Header(&hdr)); err != nil {
 				t.Fatal(err)
 			}
-			got := hdr.Get(interceptor.RequestIDHeader)
+			got := hdr.Get(mdkey.RequestID)
 			if len(got) != 1 {
 				t.Fatalf("x-request-id header = %v; want one value", got)
 			}
@@ -277,7 +278,7 @@ func TestRequestID(t *testing.T) {
 	// Errors carry the header too.
 	var hdr metadata.MD
 	_, err := cs.chat.CreateChatCompletion(withMD("x-request-id", "err-1"), chatReq("ratelimit"), grpc.Header(&hdr))
-	if err == nil || len(hdr.Get(interceptor.RequestIDHeader)) != 1 || hdr.Get(interceptor.RequestIDHeader)[0] != "err-1" {
+	if err == nil || len(hdr.Get(mdkey.RequestID)) != 1 || hdr.Get(mdkey.RequestID)[0] != "err-1" {
 		t.Errorf("failed call: err %v, header %v; want an error and x-request-id err-1", err, hdr)
 	}
 }
@@ -315,7 +316,7 @@ func TestErrorMapping(t *testing.T) {
 		if md[errmap.MetaClass] != "quota" || md[errmap.MetaProvider] != "fake" || md[errmap.MetaUpstreamStatus] != "429" || md[errmap.MetaRetryAfter] != "2" {
 			t.Errorf("ErrorInfo metadata = %v; want quota class, provider, upstream status and retry after", md)
 		}
-		if got := hdr.Get(interceptor.RetryAfterHeader); len(got) != 1 || got[0] != "2" {
+		if got := hdr.Get(mdkey.RetryAfter); len(got) != 1 || got[0] != "2" {
 			t.Errorf("retry-after header = %v; want [2]", got)
 		}
 		var found bool
@@ -378,7 +379,7 @@ func TestErrorMapping(t *testing.T) {
 		}
 		_, err = st.Recv()
 		hdr, _ := st.Header()
-		if status.Code(err) != codes.ResourceExhausted || len(hdr.Get(interceptor.RetryAfterHeader)) != 1 || hdr.Get(interceptor.RetryAfterHeader)[0] != "3" {
+		if status.Code(err) != codes.ResourceExhausted || len(hdr.Get(mdkey.RetryAfter)) != 1 || hdr.Get(mdkey.RetryAfter)[0] != "3" {
 			t.Fatalf("error = %v, header %v; want RESOURCE_EXHAUSTED with retry-after 3", err, hdr)
 		}
 	})
@@ -411,7 +412,7 @@ func TestStreamThroughChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hdr.Get(interceptor.RequestIDHeader)[0] != "stream-1" || hdr.Get(server.RouteHeader)[0] != "fake/m" {
+	if hdr.Get(mdkey.RequestID)[0] != "stream-1" || hdr.Get(mdkey.Route)[0] != "fake/m" {
 		t.Errorf("headers = %v; want x-request-id stream-1 and route fake/m", hdr)
 	}
 	var line map[string]any

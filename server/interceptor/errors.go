@@ -2,23 +2,17 @@ package interceptor
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
-
-// RetryAfterHeader is the response header carrying the seconds to wait after a quota error.
-const RetryAfterHeader = "retry-after"
 
 // maxLoggedUpstreamMsg bounds the upstream message in logs.
 const maxLoggedUpstreamMsg = 1024
@@ -32,7 +26,7 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok && !isLLMError(err) {
+	if _, ok := errmap.StatusOf(err); ok {
 		return err
 	}
 	e := llm.AsError(err)
@@ -40,8 +34,7 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 	info := e.Kind.Info()
 
 	if info.Class == llm.ClassQuota && e.RetryAfter > 0 {
-		secs := (e.RetryAfter + time.Second - 1) / time.Second
-		_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, strconv.Itoa(int(secs))))
+		_ = grpc.SetHeader(ctx, metadata.Pairs(mdkey.RetryAfter, errmap.RetryAfterSeconds(e.RetryAfter)))
 	}
 
 	if info.Class != llm.ClassParameter {
@@ -84,11 +77,6 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 		}
 	}
 	return st.Err()
-}
-
-func isLLMError(err error) bool {
-	_, ok := errors.AsType[*llm.Error](err)
-	return ok
 }
 
 func unaryErrors(log *slog.Logger) grpc.UnaryServerInterceptor {

@@ -1,14 +1,18 @@
 // Package interceptor builds Switchyard's gRPC server interceptor chain. The order, outermost first:
 //
 //	recovery    a panic becomes INTERNAL "internal error"; the panic and its stack are logged
-//	request id  x-request-id taken from the caller when sane, generated otherwise; echoed as a header
+//	request id  x-request-id taken from the caller when sane, generated otherwise; echoed as a header;
+//	            makes the call's record (internal/callinfo), which the services fill in and audit
+//	            and limits read when the handler returns
 //	logging     one line per finished call (method, code, duration, request id, tenant); no payloads
 //	audit       one audit record per call, refused ones included, written asynchronously (audit.go;
-//	            off when Auditor is nil); auth hands it the principal it admitted
+//	            off when Auditor is nil); auth hands it the principal it admitted; route, attempts
+//	            and usage come from the call's record
 //	auth        bearer token → auth.Principal in the context (health and reflection are exempt)
 //	authz       the principal holds the RPC's scope and may use the requested model (authz.go)
 //	limits      requests and tokens per minute and per day, per key and tenant (limits.go; off when
-//	            Limiter is nil); x-ratelimit-* headers; usage settled after the call
+//	            Limiter is nil); x-ratelimit-* headers; usage settled after the call, from the
+//	            call's record
 //	validation  hand-written checks of each request; violations are INVALID_ARGUMENT with a param
 //	errors      innermost: *llm.Error → gRPC status with ErrorInfo; logs upstream failures
 //

@@ -12,19 +12,9 @@ import (
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/auth"
+	"github.com/switchyard/switchyard/internal/callinfo"
 	"github.com/switchyard/switchyard/internal/limits"
-	"github.com/switchyard/switchyard/internal/llm"
-)
-
-// The rate limit response headers, as OpenAI names them. The reset headers are durations
-// ("1s", "6m0s", see limits.FormatReset).
-const (
-	HeaderLimitRequests     = "x-ratelimit-limit-requests"
-	HeaderRemainingRequests = "x-ratelimit-remaining-requests"
-	HeaderResetRequests     = "x-ratelimit-reset-requests"
-	HeaderLimitTokens       = "x-ratelimit-limit-tokens"
-	HeaderRemainingTokens   = "x-ratelimit-remaining-tokens"
-	HeaderResetTokens       = "x-ratelimit-reset-tokens"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
 // streamChatMethod is the one streaming RPC that is rate limited.
@@ -73,20 +63,26 @@ func limitHeaders(res *limits.Reservation) metadata.MD {
 	}
 	md := make(metadata.MD, 6)
 	if q := res.Requests; q.Limit > 0 {
-		md[HeaderLimitRequests] = []string{strconv.FormatInt(q.Limit, 10)}
-		md[HeaderRemainingRequests] = []string{strconv.FormatInt(q.Remaining, 10)}
-		md[HeaderResetRequests] = []string{limits.FormatReset(q.Reset)}
+		md[mdkey.LimitRequests] = []string{strconv.FormatInt(q.Limit, 10)}
+		md[mdkey.RemainingRequests] = []string{strconv.FormatInt(q.Remaining, 10)}
+		md[mdkey.ResetRequests] = []string{limits.FormatReset(q.Reset)}
 	}
 	if q := res.Tokens; q.Limit > 0 {
-		md[HeaderLimitTokens] = []string{strconv.FormatInt(q.Limit, 10)}
-		md[HeaderRemainingTokens] = []string{strconv.FormatInt(q.Remaining, 10)}
-		md[HeaderResetTokens] = []string{limits.FormatReset(q.Reset)}
+		md[mdkey.LimitTokens] = []string{strconv.FormatInt(q.Limit, 10)}
+		md[mdkey.RemainingTokens] = []string{strconv.FormatInt(q.Remaining, 10)}
+		md[mdkey.ResetTokens] = []string{limits.FormatReset(q.Reset)}
 	}
 	return md
 }
 
-// usedTokens is the total of u (some upstreams leave total_tokens unset).
-func usedTokens(u llm.Usage) int64 {
+// usedTokens is the total of the usage the server recorded for the call in ctx (some upstreams
+// leave total_tokens unset), -1 when it recorded none.
+func usedTokens(ctx context.Context) int64 {
+	info := callinfo.FromContext(ctx).Info()
+	if !info.HasUsage {
+		return -1
+	}
+	u := info.Usage
 	return int64(max(u.TotalTokens, u.PromptTokens+u.CompletionTokens))
 }
 
@@ -111,7 +107,7 @@ func reserve(ctx context.Context, l *limits.Limiter, log *slog.Logger, req proto
 // unaryLimits enforces l on the inference RPCs (see rateLimited). A refused call is answered
 // with RESOURCE_EXHAUSTED, retry-after and the x-ratelimit-* headers, and goes no further; an
 // admitted one gets the headers too, and its reservation is settled with the usage the server
-// records (llm.RecordUsage) once the handler returns. A nil l disables limits.
+// recorded in the call's record (callinfo) once the handler returns. A nil l disables limits.
 func unaryLimits(l *limits.Limiter, log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		m, isProto := req.(proto.Message)
@@ -125,9 +121,8 @@ func unaryLimits(l *limits.Limiter, log *slog.Logger) grpc.UnaryServerIntercepto
 		if res == nil {
 			return handler(ctx, req)
 		}
-		used := int64(-1)
-		resp, err := handler(llm.WithUsageHook(ctx, func(u llm.Usage) { used = usedTokens(u) }), req)
-		res.Settle(context.WithoutCancel(ctx), used, err != nil)
+		resp, err := handler(ctx, req)
+		res.Settle(context.WithoutCancel(ctx), usedTokens(ctx), err != nil)
 		return resp, err
 	}
 }
@@ -152,24 +147,17 @@ func streamLimits(l *limits.Limiter, log *slog.Logger) grpc.StreamServerIntercep
 		if err != nil {
 			return err
 		}
-		used := int64(-1)
-		ls := &limitedStream{ServerStream: ss, first: first,
-			ctx: llm.WithUsageHook(ctx, func(u llm.Usage) { used = usedTokens(u) })}
-		err = handler(srv, ls)
-		res.Settle(context.WithoutCancel(ctx), used, err != nil)
+		err = handler(srv, &limitedStream{ServerStream: ss, first: first})
+		res.Settle(context.WithoutCancel(ctx), usedTokens(ctx), err != nil)
 		return err
 	}
 }
 
-// limitedStream hands the request received by streamLimits to the handler's first RecvMsg and
-// carries the usage hook in its context.
+// limitedStream hands the request received by streamLimits to the handler's first RecvMsg.
 type limitedStream struct {
 	grpc.ServerStream
-	ctx   context.Context
 	first *pb.StreamChatCompletionRequest // nil once handed over
 }
-
-func (s *limitedStream) Context() context.Context { return s.ctx }
 
 func (s *limitedStream) RecvMsg(m any) error {
 	if s.first != nil {

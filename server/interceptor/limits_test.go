@@ -21,12 +21,14 @@ import (
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/server"
 	"github.com/switchyard/switchyard/server/interceptor"
 )
 
-// usageProvider answers every call with the usage in usage (total tokens) and counts its calls.
+// usageProvider answers every call with the usage in usage (total tokens, split in half between
+// prompt and completion) and counts its calls.
 type usageProvider struct {
 	calls atomic.Int32
 	usage int32
@@ -42,7 +44,7 @@ func (p *usageProvider) ChatStream(context.Context, *llm.ChatRequest) (llm.Strea
 	p.calls.Add(1)
 	return &stream{chunks: []*llm.Chunk{
 		{Choices: []llm.ChunkChoice{{Content: llm.Ptr("a"), FinishReason: "stop"}}},
-		{Usage: &llm.Usage{TotalTokens: p.usage}},
+		{Usage: &llm.Usage{PromptTokens: p.usage / 2, CompletionTokens: p.usage - p.usage/2, TotalTokens: p.usage}},
 	}}, nil
 }
 
@@ -50,11 +52,17 @@ func (p *usageProvider) ChatStream(context.Context, *llm.ChatRequest) (llm.Strea
 // routing "fake/…" to p, for the API key goodKey of tenant acme.
 func startLimited(tb testing.TB, l *limits.Limiter, p llm.Provider) *grpc.ClientConn {
 	tb.Helper()
+	return startLimitedAudited(tb, l, p, nil)
+}
+
+// startLimitedAudited is startLimited with the auditor a (nil: audit off).
+func startLimitedAudited(tb testing.TB, l *limits.Limiter, p llm.Provider, a interceptor.Auditor) *grpc.ClientConn {
+	tb.Helper()
 	authn, err := auth.New(auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{{Name: "dify", Key: goodKey, Tenant: "acme", Scopes: []string{"*"}}}})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	icfg := interceptor.Config{Logger: slog.New(slog.DiscardHandler), Authenticator: authn, Limiter: l}
+	icfg := interceptor.Config{Logger: slog.New(slog.DiscardHandler), Authenticator: authn, Limiter: l, Auditor: a}
 	rt, err := router.New(map[string]router.Backend{"fake": {Provider: p}}, nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -109,13 +117,13 @@ func TestLimitsUnary(t *testing.T) {
 		if _, err := chat.CreateChatCompletion(authed(), chatReq("hi"), grpc.Header(&hdr)); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
-		if got := hdr.Get(interceptor.HeaderRemainingRequests); len(got) != 1 || got[0] != want {
+		if got := hdr.Get(mdkey.RemainingRequests); len(got) != 1 || got[0] != want {
 			t.Errorf("call %d: remaining requests %v, want %s", i, got, want)
 		}
-		if got := hdr.Get(interceptor.HeaderLimitRequests); len(got) != 1 || got[0] != "2" {
+		if got := hdr.Get(mdkey.LimitRequests); len(got) != 1 || got[0] != "2" {
 			t.Errorf("call %d: limit requests %v, want 2", i, got)
 		}
-		if got := hdr.Get(interceptor.HeaderLimitTokens); len(got) != 1 || got[0] != "10000" {
+		if got := hdr.Get(mdkey.LimitTokens); len(got) != 1 || got[0] != "10000" {
 			t.Errorf("call %d: limit tokens %v, want 10000", i, got)
 		}
 	}
@@ -128,10 +136,10 @@ func TestLimitsUnary(t *testing.T) {
 	if he.Status != 429 || he.Body.Error.Type != "rate_limit_error" || he.Body.Error.Code == nil || *he.Body.Error.Code != "rate_limit_exceeded" {
 		t.Errorf("REST answer %+v, want 429 rate_limit_error rate_limit_exceeded", he)
 	}
-	if got := hdr.Get(interceptor.RetryAfterHeader); len(got) != 1 || got[0] != "30" {
+	if got := hdr.Get(mdkey.RetryAfter); len(got) != 1 || got[0] != "30" {
 		t.Errorf("retry-after %v, want 30", got)
 	}
-	if got := hdr.Get(interceptor.HeaderResetRequests); len(got) != 1 || got[0] != "1m0s" {
+	if got := hdr.Get(mdkey.ResetRequests); len(got) != 1 || got[0] != "1m0s" {
 		t.Errorf("reset requests %v, want 1m0s", got)
 	}
 	// Both calls were settled to the usage the provider reported: 300 tokens each.
@@ -146,7 +154,7 @@ func TestLimitsUnary(t *testing.T) {
 	if _, err := pb.NewModelServiceClient(conn).ListModels(authed(), &pb.ListModelsRequest{}, grpc.Header(&mh)); err != nil {
 		t.Fatalf("ListModels: %v", err)
 	}
-	if got := mh.Get(interceptor.HeaderLimitRequests); got != nil {
+	if got := mh.Get(mdkey.LimitRequests); got != nil {
 		t.Errorf("ListModels carries %v", got)
 	}
 }
@@ -179,7 +187,7 @@ func TestLimitsStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := hdr.Get(interceptor.HeaderRemainingRequests); len(got) != 1 || got[0] != "0" {
+	if got := hdr.Get(mdkey.RemainingRequests); len(got) != 1 || got[0] != "0" {
 		t.Errorf("remaining requests %v, want 0", got)
 	}
 	chunks := 0
@@ -209,7 +217,7 @@ func TestLimitsStream(t *testing.T) {
 		t.Fatalf("second stream: %v, want RESOURCE_EXHAUSTED", err)
 	}
 	hdr, _ = st.Header()
-	if got := hdr.Get(interceptor.RetryAfterHeader); len(got) != 1 || got[0] != "60" {
+	if got := hdr.Get(mdkey.RetryAfter); len(got) != 1 || got[0] != "60" {
 		t.Errorf("retry-after %v, want 60", got)
 	}
 	if n := p.calls.Load(); n != 1 {

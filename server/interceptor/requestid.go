@@ -8,31 +8,32 @@ import (
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-)
 
-// RequestIDHeader is the metadata key (and HTTP header) carrying the request id, both ways.
-const RequestIDHeader = "x-request-id"
+	"github.com/switchyard/switchyard/internal/callinfo"
+	"github.com/switchyard/switchyard/internal/mdkey"
+)
 
 const maxRequestIDLen = 128
 
-type requestIDKey struct{}
-
 // RequestIDFromContext returns the request id of the call ctx belongs to, or "" outside the chain.
 func RequestIDFromContext(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	if r := callinfo.FromContext(ctx); r != nil {
+		return r.RequestID
+	}
+	return ""
 }
 
-// withRequestID returns ctx carrying the caller's x-request-id if it is sane (1 to 128 characters of
-// [A-Za-z0-9._-]), or a new random id otherwise, and the id.
+// withRequestID returns ctx carrying the call's record (callinfo) with the caller's x-request-id
+// if it is sane (1 to 128 characters of [A-Za-z0-9._-]), or a new random id otherwise, and the id.
 func withRequestID(ctx context.Context) (context.Context, string) {
 	var id string
-	if vs := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(vs) > 0 && saneRequestID(vs[0]) {
+	if vs := metadata.ValueFromIncomingContext(ctx, mdkey.RequestID); len(vs) > 0 && saneRequestID(vs[0]) {
 		id = vs[0]
 	} else {
 		id = newRequestID()
 	}
-	return context.WithValue(ctx, requestIDKey{}, id), id
+	ctx, _ = callinfo.NewContext(ctx, id)
+	return ctx, id
 }
 
 func saneRequestID(s string) bool {
@@ -58,12 +59,12 @@ func newRequestID() string {
 func unaryRequestID(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	ctx, id := withRequestID(ctx)
 	// The header goes out with the response or the error status, whichever comes first.
-	_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(mdkey.RequestID, id))
 	return handler(ctx, req)
 }
 
 func streamRequestID(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	ctx, id := withRequestID(ss.Context())
-	_ = ss.SetHeader(metadata.Pairs(RequestIDHeader, id))
+	_ = ss.SetHeader(metadata.Pairs(mdkey.RequestID, id))
 	return handler(srv, &middleware.WrappedServerStream{ServerStream: ss, WrappedContext: ctx})
 }

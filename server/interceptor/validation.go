@@ -10,6 +10,7 @@ import (
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
 // Limits enforced by validation (OpenAI's).
@@ -250,13 +251,10 @@ func validateEmbedding(r *pb.CreateEmbeddingRequest) error {
 	return nil
 }
 
-// hasSessionHeader reports whether the call's metadata names a session (server.SessionHeader).
+// hasSessionHeader reports whether the call's metadata names a session.
 func hasSessionHeader(ctx context.Context) bool {
-	return len(metadata.ValueFromIncomingContext(ctx, sessionHeader)) > 0
+	return len(metadata.ValueFromIncomingContext(ctx, mdkey.SessionID)) > 0
 }
-
-// sessionHeader is server.SessionHeader (the server package imports this one).
-const sessionHeader = "x-switchyard-session-id"
 
 func unaryValidation(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if err := validateIn(req, hasSessionHeader(ctx)); err != nil {

@@ -3,10 +3,8 @@ package grpcupstream
 import (
 	"context"
 	"strconv"
-	"strings"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -40,15 +38,8 @@ func Classify(ctx context.Context, name string, err error, midStream bool) *llm.
 func fromStatus(st *status.Status, name string, midStream bool) *llm.Error {
 	msg := wireutil.Truncate(st.Message(), wireutil.MaxUpstreamMessage)
 	upstreamMsg := st.Code().String() + ": " + msg
-	for _, d := range st.Details() {
-		info, ok := d.(*errdetails.ErrorInfo)
-		if !ok || info.GetDomain() != errmap.Domain {
-			continue
-		}
-		k, ok := llm.KindByName(strings.ToLower(info.GetReason()))
-		if !ok {
-			break // a reason this version does not know: map by code
-		}
+	info := errmap.Info(st)
+	if k, ok := errmap.KindOfInfo(info); ok { // a reason this version does not know is mapped by code
 		md := info.GetMetadata()
 		e := &llm.Error{Kind: k, Message: st.Message(), Code: md[errmap.MetaCode], Param: md[errmap.MetaParam], Provider: name,
 			UpstreamStatus: k.Info().HTTPStatus, UpstreamMessage: upstreamMsg}
