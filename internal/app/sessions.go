@@ -11,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/switchyard/switchyard/internal/database"
+	"github.com/switchyard/switchyard/internal/seal"
 	"github.com/switchyard/switchyard/internal/session"
-	"github.com/switchyard/switchyard/internal/session/codec"
 	"github.com/switchyard/switchyard/internal/session/memstore"
 	"github.com/switchyard/switchyard/internal/session/redisstore"
 	"github.com/switchyard/switchyard/internal/session/sqlstore"
@@ -58,7 +58,7 @@ type SessionsConfig struct {
 	// SQL is the archive (backends sql and tiered): embedded SQLite by default.
 	SQL database.Config `yaml:"sql"`
 	// Encryption seals sessions at rest in Redis and SQL (AES-256-GCM; no keys: plaintext).
-	Encryption codec.Config `yaml:"encryption"`
+	Encryption seal.Config `yaml:"encryption"`
 }
 
 // RedisConfig is a go-redis UniversalClient: one address is a single node, several are a
@@ -107,7 +107,7 @@ func (c *SessionsConfig) validate(add func(format string, args ...any)) {
 		add("sessions.redis.db must not be negative")
 	}
 	if len(c.Encryption.Keys) > 0 {
-		if _, err := codec.New(c.Encryption); err != nil {
+		if _, err := seal.New(c.Encryption); err != nil {
 			add("sessions.encryption: %v", err)
 		}
 	}
@@ -133,12 +133,9 @@ func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*se
 		closeAll()
 		return nil, nil, fmt.Errorf("sessions: %w", err)
 	}
-	cd := codec.Plaintext()
-	if len(c.Encryption.Keys) > 0 {
-		var err error
-		if cd, err = codec.New(c.Encryption); err != nil {
-			return fail(err)
-		}
+	keys, err := seal.New(c.Encryption)
+	if err != nil {
+		return fail(err)
 	}
 	mem := func() *memstore.Store {
 		return memstore.New(memstore.WithMaxSessions(c.MaxSessions), memstore.WithTTL(c.TTL))
@@ -156,7 +153,7 @@ func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*se
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			return nil, fmt.Errorf("redis %s: %w", strings.Join(c.Redis.Addrs, ","), err)
 		}
-		return redisstore.New(rdb, cd, redisstore.WithPrefix(c.Redis.Prefix), redisstore.WithTTL(c.TTL)), nil
+		return redisstore.New(rdb, keys, redisstore.WithPrefix(c.Redis.Prefix), redisstore.WithTTL(c.TTL)), nil
 	}
 	openSQL := func() (*sqlstore.Store, error) {
 		db, err := database.Open(ctx, c.SQL)
@@ -164,7 +161,7 @@ func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*se
 			return nil, err
 		}
 		closers = append(closers, db.Close)
-		return sqlstore.New(ctx, db, cd)
+		return sqlstore.New(ctx, db, keys)
 	}
 
 	var store session.Store

@@ -11,8 +11,8 @@ import (
 
 	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/redisx"
+	"github.com/switchyard/switchyard/internal/seal"
 	"github.com/switchyard/switchyard/internal/session"
-	"github.com/switchyard/switchyard/internal/session/codec"
 	"github.com/switchyard/switchyard/internal/session/memstore"
 	"github.com/switchyard/switchyard/internal/session/redisstore"
 	"github.com/switchyard/switchyard/internal/session/sqlstore"
@@ -39,13 +39,13 @@ type Settings struct {
 	// StrictReads checks memory hits against Redis (see Config.StrictReads).
 	StrictReads bool `yaml:"strict_reads"`
 	// Encryption keys for Redis and SQL records; none: plaintext.
-	Encryption codec.Config `yaml:"encryption"`
+	Encryption seal.Config `yaml:"encryption"`
 }
 
 // Open builds the tiers s enables and the tiered store over them. close stops the store and
 // closes the Redis client and database it opened.
 func Open(ctx context.Context, s Settings, mp metric.MeterProvider, log *slog.Logger) (st *Store, close func() error, err error) {
-	cdc, err := codec.New(s.Encryption)
+	keys, err := seal.New(s.Encryption)
 	if err != nil {
 		return nil, nil, fmt.Errorf("tiered.Open: %w", err)
 	}
@@ -82,7 +82,7 @@ func Open(ctx context.Context, s Settings, mp metric.MeterProvider, log *slog.Lo
 		if s.Redis.Prefix != "" {
 			opts = append(opts, redisstore.WithPrefix(s.Redis.Prefix))
 		}
-		cfg.Redis = redisstore.New(rdb, cdc, opts...)
+		cfg.Redis = redisstore.New(rdb, keys, opts...)
 	}
 	if s.SQL.Driver != "" {
 		db, err := database.Open(ctx, s.SQL)
@@ -90,7 +90,7 @@ func Open(ctx context.Context, s Settings, mp metric.MeterProvider, log *slog.Lo
 			return nil, nil, fmt.Errorf("tiered.Open: %w", err)
 		}
 		closers = append(closers, db.Close)
-		if cfg.SQL, err = sqlstore.New(ctx, db, cdc); err != nil {
+		if cfg.SQL, err = sqlstore.New(ctx, db, keys); err != nil {
 			return nil, nil, fmt.Errorf("tiered.Open: %w", err)
 		}
 	}

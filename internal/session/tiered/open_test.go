@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/redisx/redistest"
-	"github.com/switchyard/switchyard/internal/session/codec"
+	"github.com/switchyard/switchyard/internal/seal"
 	"github.com/switchyard/switchyard/internal/session/sessiontest"
 	"github.com/switchyard/switchyard/internal/session/tiered"
 )
@@ -16,7 +16,7 @@ func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	var k [32]byte
 	_, _ = rand.Read(k[:])
-	keys := codec.Config{Keys: []codec.Key{{ID: "k1", Key: base64.StdEncoding.EncodeToString(k[:]), Primary: true}}}
+	keys := seal.Config{Keys: []seal.Key{{ID: "k1", Key: base64.StdEncoding.EncodeToString(k[:]), Primary: true}}}
 	rdb := redistest.Client(t)
 	prefix := redistest.Prefix(t, rdb)
 
@@ -25,7 +25,7 @@ func TestOpen(t *testing.T) {
 	withSQLite.SQL.Driver, withSQLite.SQL.DataDir = "sqlite", t.TempDir()
 	full := withSQLite
 	full.Redis.Addrs, full.Redis.Prefix, full.Encryption = []string{redistest.Addr()}, prefix, keys
-	badKey := tiered.Settings{Encryption: codec.Config{Keys: []codec.Key{{ID: "k", Key: "short", Primary: true}}}}
+	badKey := tiered.Settings{Encryption: seal.Config{Keys: []seal.Key{{ID: "k", Key: "short", Primary: true}}}}
 	noTier := tiered.Settings{}
 	noTier.Memory.Disabled = true
 
