@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/internal/audit"
 	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/seal"
+	"github.com/switchyard/switchyard/internal/session"
 	"github.com/switchyard/switchyard/server"
 	"github.com/switchyard/switchyard/server/interceptor"
 )
@@ -196,7 +197,7 @@ func (a *auditLog) bodyMax() int {
 
 // userEraser is SessionService's UserEraser: it erases the user's audit bodies in the SQL sink.
 // nil when audit is off or its sink is jsonl (a log pipeline's, nothing to erase here).
-func (a *auditLog) userEraser() server.UserEraser {
+func (a *auditLog) userEraser() session.UserEraser {
 	if a == nil || a.store == nil {
 		return nil
 	}

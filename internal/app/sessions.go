@@ -13,7 +13,6 @@ import (
 	"github.com/switchyard/switchyard/internal/session"
 	"github.com/switchyard/switchyard/internal/session/redisstore"
 	"github.com/switchyard/switchyard/internal/session/stores"
-	"github.com/switchyard/switchyard/server"
 )
 
 // Session backends (SessionsConfig.Backend).
@@ -69,7 +68,7 @@ func (c *SessionsConfig) applyDefaults() {
 	setDefault(&c.Backend, SessionBackendMemory)
 	setDefault(&c.TTL, session.DefaultTTL)
 	setDefault(&c.MaxSessions, DefaultSessionMaxSessions)
-	setDefault(&c.MaxHistoryTokens, server.DefaultMaxHistoryTokens)
+	setDefault(&c.MaxHistoryTokens, session.DefaultMaxHistoryTokens)
 	setDefault(&c.Redis.Prefix, redisstore.DefaultPrefix)
 }
 
@@ -103,11 +102,11 @@ func (c *SessionsConfig) validate(add func(format string, args ...any)) {
 	}
 }
 
-// buildSessions opens the configured store (stores.Open) and returns the session state over
+// buildSessions opens the configured store (stores.Open) and returns the session manager over
 // it, and a function releasing the store's connections (call it once the servers have stopped).
 // A Redis that does not answer or a database that cannot be opened fails it. log
 // (slog.Default() when nil) receives errors closing the store.
-func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*server.Sessions, func(), error) {
+func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*session.Manager, func(), error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -120,7 +119,7 @@ func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*se
 			log.Warn("closing the session store", "err", err)
 		}
 	}
-	return server.NewSessions(st, server.SessionConfig{DefaultTTL: c.TTL, MaxHistoryTokens: c.MaxHistoryTokens}), closeFn, nil
+	return session.NewManager(st, session.Config{DefaultTTL: c.TTL, MaxHistoryTokens: c.MaxHistoryTokens}), closeFn, nil
 }
 
 // storeSettings maps the backend onto the tiers it enables.
