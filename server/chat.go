@@ -15,18 +15,19 @@ import (
 	"github.com/switchyard/switchyard/internal/mdkey"
 	"github.com/switchyard/switchyard/internal/pbconv"
 	"github.com/switchyard/switchyard/internal/router"
+	"github.com/switchyard/switchyard/internal/session"
 )
 
 type chatService struct {
 	pb.UnimplementedChatServiceServer
 	routes   func() *router.Router
-	sessions *sessions // nil: sessions are not enabled
+	sessions *session.Manager // nil: sessions are not enabled
 }
 
-// withSession binds req to the session the request names, if any (see sessions.begin), echoes
-// the session's id with setHeader, and returns the model to route. Without a session it returns
-// in's model and a nil turn.
-func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompletionRequest, req *llm.ChatRequest, setHeader func(metadata.MD) error) (*turn, string, error) {
+// withSession binds req to the session the request names, if any (see session.Manager.Begin),
+// echoes the session's id with setHeader, and returns the model to route. Without a session it
+// returns in's model and a nil turn.
+func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompletionRequest, req *llm.ChatRequest, setHeader func(metadata.MD) error) (*session.Turn, string, error) {
 	id := sessionID(ctx, in)
 	if id == "" {
 		return nil, in.GetModel(), nil
@@ -34,12 +35,16 @@ func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompleti
 	if s.sessions == nil {
 		return nil, "", llm.Errorf(llm.KindInvalidArgument, "sessions are not enabled on this gateway")
 	}
-	t, model, err := s.sessions.begin(ctx, id, in.GetModel(), req)
+	p, err := principal(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	_ = setHeader(metadata.Pairs(SessionHeader, t.sess.ID))
-	return t, model, nil
+	t, err := s.sessions.Begin(ctx, p, id, in.GetModel(), req)
+	if err != nil {
+		return nil, "", err
+	}
+	_ = setHeader(metadata.Pairs(mdkey.SessionID, t.SessionID()))
+	return t, t.Model(), nil
 }
 
 // CreateChatCompletion plans the route for the model and runs it (retries, fallbacks), answering
@@ -72,7 +77,7 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 		call.SetUsage(*resp.Usage)
 	}
 	if t != nil {
-		if err := s.sessions.commit(ctx, t, answerMessage(resp)); err != nil {
+		if err := t.Commit(ctx, session.AnswerMessage(resp)); err != nil {
 			return nil, err
 		}
 	}
@@ -121,9 +126,9 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 		call.SetResponseModel(cv.model)
 	}()
 
-	var answer *answerBuilder
+	var answer *session.AnswerBuilder
 	if t != nil {
-		answer = new(answerBuilder)
+		answer = new(session.AnswerBuilder)
 	}
 	for {
 		c, err := up.Recv()
@@ -134,7 +139,7 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 			if err := ctx.Err(); err != nil {
 				return err // the client went away: the turn is not kept
 			}
-			return s.sessions.commit(ctx, t, answer.message())
+			return t.Commit(ctx, answer.Message())
 		}
 		if err != nil {
 			return err
@@ -143,7 +148,7 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 			usage = c.Usage
 		}
 		if answer != nil {
-			answer.add(c)
+			answer.Add(c)
 		}
 		out := cv.convert(c)
 		if out == nil {

@@ -1,13 +1,12 @@
 // Package server implements Switchyard's gRPC services (ChatService, EmbeddingService,
 // ModelService, SessionService). It is thin on purpose: it maps proto messages to the canonical
 // types of internal/llm, resolves the model through the router and calls the provider; chat with
-// a session loads and appends through a session.Store. Validation, authentication and error
+// a session and SessionService go through a session.Manager. Validation, authentication and error
 // mapping happen in the interceptor chain (server/interceptor), so handlers return *llm.Error
 // values and trust that requests are well-formed.
 package server
 
 import (
-	"context"
 	"crypto/rand"
 	"time"
 
@@ -25,32 +24,14 @@ var startTime = time.Now().Unix()
 type Option func(*options)
 
 type options struct {
-	sessions *sessions
+	sessions *session.Manager
 }
 
-// Sessions is the session state Register shares between ChatService and SessionService. Build
-// it once and pass it to every Register call of a process (the gRPC server and the gateway's
-// in-process channel), so both see the same store.
-type Sessions struct{ s *sessions }
-
-// NewSessions returns the session state over store, with cfg's policies.
-func NewSessions(store session.Store, cfg SessionConfig) *Sessions {
-	return &Sessions{s: newSessions(store, cfg)}
-}
-
-// UserEraser erases what the gateway keeps about user of tenant outside the session store (the
-// audit log's bodies, audit.Store.EraseBodies), returning how many items it erased. It must be
-// idempotent: a failed EraseUserSessions is retried whole.
-type UserEraser func(ctx context.Context, tenant, user string) (int64, error)
-
-// SetUserEraser makes EraseUserSessions also call f once the user's sessions are deleted, so one
-// erasure request covers sessions and audit bodies. Call it before Register; nil erases sessions
-// only.
-func (ss *Sessions) SetUserEraser(f UserEraser) { ss.s.eraseUser = f }
-
-// WithSessions enables SessionService and chat with sessions, over ss. Without it SessionService
-// is not registered and chat requests naming a session fail with INVALID_ARGUMENT.
-func WithSessions(ss *Sessions) Option { return func(o *options) { o.sessions = ss.s } }
+// WithSessions enables SessionService and chat with sessions, over m. Pass the same Manager to
+// every Register call of a process (the gRPC server and the gateway's in-process channel), so
+// both see the same store. Without it SessionService is not registered and chat requests naming
+// a session fail with INVALID_ARGUMENT.
+func WithSessions(m *session.Manager) Option { return func(o *options) { o.sessions = m } }
 
 // Register registers ChatService, EmbeddingService and ModelService on s, and SessionService when
 // WithSessions is given. routes returns the current router (it may change between calls when
@@ -64,7 +45,7 @@ func Register(s grpc.ServiceRegistrar, routes func() *router.Router, opts ...Opt
 	pb.RegisterEmbeddingServiceServer(s, &embeddingService{routes: routes})
 	pb.RegisterModelServiceServer(s, &modelService{routes: routes})
 	if o.sessions != nil {
-		pb.RegisterSessionServiceServer(s, &sessionService{sessions: o.sessions})
+		pb.RegisterSessionServiceServer(s, &sessionService{m: o.sessions})
 	}
 }
 

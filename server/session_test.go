@@ -26,6 +26,7 @@ import (
 	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/mdkey"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/internal/session"
 	"github.com/switchyard/switchyard/internal/session/memstore"
@@ -122,19 +123,19 @@ func as(tenant, subject string, scopes ...string) context.Context {
 
 // startSessions serves Register with sessions over a memstore and an echoProvider "up", with a
 // fake authenticator and error mapping.
-func startSessions(t testing.TB, cfg server.SessionConfig) sessionClients {
+func startSessions(t testing.TB, cfg session.Config) sessionClients {
 	t.Helper()
 	return startSessionsWith(t, cfg, memstore.New())
 }
 
 // startSessionsWith is startSessions over store.
-func startSessionsWith(t testing.TB, cfg server.SessionConfig, store session.Store) sessionClients {
+func startSessionsWith(t testing.TB, cfg session.Config, store session.Store) sessionClients {
 	t.Helper()
-	return startSessionsOn(t, server.NewSessions(store, cfg), store)
+	return startSessionsOn(t, session.NewManager(store, cfg), store)
 }
 
-// startSessionsOn is startSessions over ss, whose store is store.
-func startSessionsOn(t testing.TB, ss *server.Sessions, store session.Store) sessionClients {
+// startSessionsOn is startSessions over m, whose store is store.
+func startSessionsOn(t testing.TB, m *session.Manager, store session.Store) sessionClients {
 	t.Helper()
 	up := &echoProvider{}
 	rt, err := router.New(map[string]router.Backend{"up": {Provider: up}}, nil)
@@ -156,7 +157,7 @@ func startSessionsOn(t testing.TB, ss *server.Sessions, store session.Store) ses
 			return toStatus(h(srv, &principalStream{ss}))
 		}),
 	)
-	server.Register(s, func() *router.Router { return rt }, server.WithSessions(ss))
+	server.Register(s, func() *router.Router { return rt }, server.WithSessions(m))
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
@@ -207,7 +208,7 @@ func summary(entries []*pb.SessionEntry) []string {
 }
 
 func TestSessionChatMergesAndAppends(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	ctx := as("acme", "alice")
 	id := createSession(t, c, ctx, &pb.CreateSessionRequest{Model: "up/m1", SystemPrompt: "be brief",
 		Parameters: &pb.SessionParameters{Temperature: llm.Ptr(0.2), MaxTokens: llm.Ptr[int32](50), Stop: []string{"END"}}})
@@ -220,11 +221,11 @@ func TestSessionChatMergesAndAppends(t *testing.T) {
 	if got := resp.GetChoices()[0].GetMessage().GetContent(); got != "re: one" {
 		t.Errorf("answer = %q; want re: one", got)
 	}
-	if got := hdr.Get(server.SessionHeader); !slices.Equal(got, []string{id}) {
-		t.Errorf("%s header = %v; want [%s]", server.SessionHeader, got, id)
+	if got := hdr.Get(mdkey.SessionID); !slices.Equal(got, []string{id}) {
+		t.Errorf("%s header = %v; want [%s]", mdkey.SessionID, got, id)
 	}
 	// The second turn names the session by header, and overrides the temperature.
-	hctx := metadata.AppendToOutgoingContext(ctx, server.SessionHeader, id)
+	hctx := metadata.AppendToOutgoingContext(ctx, mdkey.SessionID, id)
 	if _, err := c.chat.CreateChatCompletion(hctx, &pb.CreateChatCompletionRequest{Model: "up/m1", Messages: userMsg("two"), Temperature: llm.Ptr(0.9)}); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +251,7 @@ func TestSessionChatMergesAndAppends(t *testing.T) {
 }
 
 func TestSessionChatOwnSystemMessageWins(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	ctx := as("acme", "alice")
 	id := createSession(t, c, ctx, &pb.CreateSessionRequest{Model: "up/m1", SystemPrompt: "session prompt"})
 	msgs := append([]*pb.ChatMessage{{Role: "system", Content: &pb.MessageContent{Content: &pb.MessageContent_Text{Text: "mine"}}}}, userMsg("hi")...)
@@ -263,7 +264,7 @@ func TestSessionChatOwnSystemMessageWins(t *testing.T) {
 }
 
 func TestSessionChatToolCallsAndStreams(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	ctx := as("acme", "alice")
 	id := createSession(t, c, ctx, &pb.CreateSessionRequest{Model: "up/m1"})
 	if _, err := c.chat.CreateChatCompletion(ctx, &pb.CreateChatCompletionRequest{Model: "up/m1", Messages: userMsg("tool"), SessionId: id}); err != nil {
@@ -292,7 +293,7 @@ func TestSessionChatToolCallsAndStreams(t *testing.T) {
 
 // A failed call, blocking or streamed (before or after chunks were sent), appends nothing.
 func TestSessionChatFailureAppendsNothing(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	ctx := as("acme", "alice")
 	id := createSession(t, c, ctx, &pb.CreateSessionRequest{Model: "up/m1"})
 	if _, err := c.chat.CreateChatCompletion(ctx, &pb.CreateChatCompletionRequest{Model: "up/m1", Messages: userMsg("fail"), SessionId: id}); status.Code(err) != codes.Unavailable {
@@ -322,7 +323,7 @@ func TestSessionChatFailureAppendsNothing(t *testing.T) {
 
 func TestSessionConcurrentTurns(t *testing.T) {
 	const n = 20
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	ctx := as("acme", "alice")
 	id := createSession(t, c, ctx, &pb.CreateSessionRequest{Model: "up/m1"})
 	var wg sync.WaitGroup
@@ -363,7 +364,7 @@ func checkTurns(t *testing.T, h []*pb.SessionEntry, n int) {
 }
 
 func TestSessionTenantIsolation(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	owner, other := as("acme", "alice"), as("globex", "alice")
 	id := createSession(t, c, owner, &pb.CreateSessionRequest{Model: "up/m1"})
 	missing := "0190d8f2-7a4b-7c3d-8e5f-0123456789ab"
@@ -404,7 +405,7 @@ func TestSessionTenantIsolation(t *testing.T) {
 }
 
 func TestSessionServiceCRUD(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	ctx := as("acme", "alice")
 	var ids []string
 	for i := range 3 {
@@ -416,7 +417,7 @@ func TestSessionServiceCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := got.GetSession(); s.GetUser() != "alice" || s.GetTtl().AsDuration() != server.DefaultSessionTTL || s.GetVersion() != 1 {
+	if s := got.GetSession(); s.GetUser() != "alice" || s.GetTtl().AsDuration() != session.DefaultTTL || s.GetVersion() != 1 {
 		t.Errorf("session = %v; want user alice, the default TTL, version 1", s)
 	}
 
@@ -458,7 +459,7 @@ func TestSessionServiceCRUD(t *testing.T) {
 }
 
 func TestSessionServiceInvalid(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	ctx := as("acme", "alice")
 	for name, req := range map[string]*pb.CreateSessionRequest{
 		"no model":     {},
@@ -473,7 +474,7 @@ func TestSessionServiceInvalid(t *testing.T) {
 }
 
 func TestSessionExportErase(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	alice, admin, carol := as("acme", "alice"), as("acme", "ops", "admin"), as("acme", "carol")
 	id := createSession(t, c, alice, &pb.CreateSessionRequest{Model: "up/m1"})
 	createSession(t, c, alice, &pb.CreateSessionRequest{Model: "up/m1"})
@@ -520,15 +521,15 @@ func TestEraseUserSessionsCallsUserEraser(t *testing.T) {
 	var calls []call
 	fail := true
 	store := memstore.New()
-	ss := server.NewSessions(store, server.SessionConfig{})
-	ss.SetUserEraser(func(_ context.Context, tenant, user string) (int64, error) {
+	m := session.NewManager(store, session.Config{})
+	m.SetUserEraser(func(_ context.Context, tenant, user string) (int64, error) {
 		calls = append(calls, call{tenant, user})
 		if fail {
 			return 0, errors.New("audit database down")
 		}
 		return 3, nil
 	})
-	c := startSessionsOn(t, ss, store)
+	c := startSessionsOn(t, m, store)
 	alice, admin := as("acme", "alice"), as("acme", "ops", "admin")
 	createSession(t, c, alice, &pb.CreateSessionRequest{Model: "up/m1"})
 
@@ -561,7 +562,7 @@ func TestSessionsDisabled(t *testing.T) {
 // memory (a hit), Redis at 127.0.0.1:6379 (skipped when absent) and SQLite.
 func BenchmarkChatTurn(b *testing.B) {
 	b.Run("without session", func(b *testing.B) {
-		c := startSessions(b, server.SessionConfig{})
+		c := startSessions(b, session.Config{})
 		ctx := as("acme", "alice")
 		req := &pb.CreateChatCompletionRequest{Model: "up/m1", Messages: userMsg("hello there")}
 		for b.Loop() {
@@ -601,7 +602,7 @@ func BenchmarkChatTurn(b *testing.B) {
 }
 
 func benchSessionTurns(b *testing.B, store session.Store) {
-	c := startSessionsWith(b, server.SessionConfig{}, store)
+	c := startSessionsWith(b, session.Config{}, store)
 	ctx := as("acme", "alice")
 	req := &pb.CreateChatCompletionRequest{Model: "up/m1", Messages: userMsg("hello there")}
 	i := 0
@@ -621,7 +622,7 @@ func benchSessionTurns(b *testing.B, store session.Store) {
 // TestSessionChatRechecksTheSessionModel: a caller whose credentials do not allow the session's
 // model cannot continue the session by leaving the model out.
 func TestSessionChatRechecksTheSessionModel(t *testing.T) {
-	c := startSessions(t, server.SessionConfig{})
+	c := startSessions(t, session.Config{})
 	id := createSession(t, c, as("acme", "alice"), &pb.CreateSessionRequest{Model: "up/m1"})
 	narrow := metadata.AppendToOutgoingContext(as("acme", "alice"), "x-test-models", "up/other")
 	_, err := c.chat.CreateChatCompletion(narrow, &pb.CreateChatCompletionRequest{Messages: userMsg("one"), SessionId: id})

@@ -2,37 +2,24 @@ package server
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"time"
 
-	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
-	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/pbconv"
 	"github.com/switchyard/switchyard/internal/session"
 )
 
-// ScopeAdmin lets a caller export or erase the sessions of other users of its tenant.
-const ScopeAdmin = "admin"
-
-// Page sizes of ListSessions.
-const (
-	defaultPageSize = 50
-	maxPageSize     = 1000
-	// maxUpdateAttempts bounds UpdateSession's re-read loop under concurrent turns.
-	maxUpdateAttempts = 100
-)
-
-// sessionService implements SessionService over the shared session store. Every call is scoped
-// to the caller's tenant (auth.Principal); another tenant's ids are NOT_FOUND.
+// sessionService implements SessionService: it maps the protos to the session.Manager, which
+// scopes every call to the caller's tenant (another tenant's ids are NOT_FOUND) and applies the
+// policies.
 type sessionService struct {
 	pb.UnimplementedSessionServiceServer
-	*sessions
+	m *session.Manager
 }
 
 // CreateSession stores a new session with a UUIDv7 id. The model is required; the user defaults
@@ -49,22 +36,12 @@ func (s *sessionService) CreateSession(ctx context.Context, in *pb.CreateSession
 	if err != nil {
 		return nil, err
 	}
-	ttl, err := s.ttl(in.GetTtl())
+	ttl, err := ttlFromPB(in.GetTtl())
 	if err != nil {
 		return nil, err
 	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return nil, llm.Wrap(llm.KindInternal, err, "session id")
-	}
-	user := in.GetUser()
-	if user == "" {
-		user = p.Subject
-	}
 	sess := &session.Session{
-		ID:           id.String(),
-		Tenant:       p.Tenant,
-		User:         user,
+		User:         in.GetUser(),
 		Model:        in.GetModel(),
 		Params:       params,
 		SystemPrompt: in.GetSystemPrompt(),
@@ -72,19 +49,28 @@ func (s *sessionService) CreateSession(ctx context.Context, in *pb.CreateSession
 		Archive:      in.GetArchive(),
 		TTL:          ttl,
 	}
-	if err := s.store.Create(ctx, sess); err != nil {
-		return nil, storeError("create", sess.ID, err)
+	if err := s.m.Create(ctx, p, sess); err != nil {
+		return nil, err
 	}
 	return &pb.CreateSessionResponse{Session: sessionToPB(sess)}, nil
 }
 
 // GetSession returns the session without its history.
 func (s *sessionService) GetSession(ctx context.Context, in *pb.GetSessionRequest) (*pb.GetSessionResponse, error) {
-	sess, err := s.load(ctx, in.GetId())
+	sess, err := s.get(ctx, in.GetId())
 	if err != nil {
 		return nil, err
 	}
 	return &pb.GetSessionResponse{Session: sessionToPB(sess)}, nil
+}
+
+// get returns the caller's tenant's session id.
+func (s *sessionService) get(ctx context.Context, id string) (*session.Session, error) {
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.m.Get(ctx, p, id)
 }
 
 // ListSessions pages through one user's sessions of the caller's tenant, most recently changed
@@ -94,22 +80,9 @@ func (s *sessionService) ListSessions(ctx context.Context, in *pb.ListSessionsRe
 	if err != nil {
 		return nil, err
 	}
-	size := int(in.GetPageSize())
-	switch {
-	case size < 0:
-		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "page_size", Message: "page_size must not be negative"}
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
-	}
-	user := in.GetUser()
-	if user == "" {
-		user = p.Subject
-	}
-	list, next, err := s.store.List(ctx, p.Tenant, user, size, in.GetPageToken())
+	list, next, err := s.m.List(ctx, p, in.GetUser(), int(in.GetPageSize()), in.GetPageToken())
 	if err != nil {
-		return nil, storeError("list", "", err)
+		return nil, err
 	}
 	out := &pb.ListSessionsResponse{Sessions: make([]*pb.Session, len(list)), NextPageToken: next}
 	for i, sess := range list {
@@ -118,8 +91,8 @@ func (s *sessionService) ListSessions(ctx context.Context, in *pb.ListSessionsRe
 	return out, nil
 }
 
-// UpdateSession changes the fields set in the request. It re-reads and re-applies the change when
-// a concurrent turn wrote first, so no turn is lost.
+// UpdateSession changes the fields set in the request. The change is re-applied when a
+// concurrent turn wrote first, so no turn is lost.
 func (s *sessionService) UpdateSession(ctx context.Context, in *pb.UpdateSessionRequest) (*pb.UpdateSessionResponse, error) {
 	var params *session.Params
 	if in.GetParameters() != nil {
@@ -129,21 +102,18 @@ func (s *sessionService) UpdateSession(ctx context.Context, in *pb.UpdateSession
 		}
 		params = &p
 	}
-	var ttl time.Duration
-	if in.GetTtl() != nil {
-		var err error
-		if ttl, err = s.ttl(in.GetTtl()); err != nil {
-			return nil, err
-		}
+	ttl, err := ttlFromPB(in.GetTtl()) // 0 (nil): unchanged
+	if err != nil {
+		return nil, err
 	}
 	if in.Model != nil && in.GetModel() == "" {
 		return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model", Message: "model must not be empty"}
 	}
-	for attempt := 1; ; attempt++ {
-		sess, err := s.load(ctx, in.GetId())
-		if err != nil {
-			return nil, err
-		}
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := s.m.Update(ctx, p, in.GetId(), func(sess *session.Session) {
 		if in.Model != nil {
 			sess.Model = in.GetModel()
 		}
@@ -169,14 +139,11 @@ func (s *sessionService) UpdateSession(ctx context.Context, in *pb.UpdateSession
 		if ttl > 0 {
 			sess.TTL = ttl
 		}
-		err = s.store.Update(ctx, sess)
-		if err == nil {
-			return &pb.UpdateSessionResponse{Session: sessionToPB(sess)}, nil
-		}
-		if !errors.Is(err, session.ErrConflict) || attempt == maxUpdateAttempts {
-			return nil, storeError("update", in.GetId(), err)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
+	return &pb.UpdateSessionResponse{Session: sessionToPB(sess)}, nil
 }
 
 // DeleteSession removes the session.
@@ -185,18 +152,15 @@ func (s *sessionService) DeleteSession(ctx context.Context, in *pb.DeleteSession
 	if err != nil {
 		return nil, err
 	}
-	if _, err := uuid.Parse(in.GetId()); err != nil {
-		return nil, errSessionNotFound(in.GetId())
-	}
-	if err := s.store.Delete(ctx, p.Tenant, in.GetId()); err != nil {
-		return nil, storeError("delete", in.GetId(), err)
+	if err := s.m.Delete(ctx, p, in.GetId()); err != nil {
+		return nil, err
 	}
 	return &pb.DeleteSessionResponse{}, nil
 }
 
 // GetSessionHistory returns the session's messages, oldest first.
 func (s *sessionService) GetSessionHistory(ctx context.Context, in *pb.GetSessionHistoryRequest) (*pb.GetSessionHistoryResponse, error) {
-	sess, err := s.load(ctx, in.GetId())
+	sess, err := s.get(ctx, in.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -207,75 +171,41 @@ func (s *sessionService) GetSessionHistory(ctx context.Context, in *pb.GetSessio
 // The audit log's records of the user (metadata, and bodies when kept) are exported with
 // AuditService's ListAuditRecords (subject or user filter, include_bodies), not here.
 func (s *sessionService) ExportUserSessions(ctx context.Context, in *pb.ExportUserSessionsRequest) (*pb.ExportUserSessionsResponse, error) {
-	p, user, err := subjectOf(ctx, in.GetUser())
+	p, err := principal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.m.Export(ctx, p, in.GetUser())
 	if err != nil {
 		return nil, err
 	}
 	out := &pb.ExportUserSessionsResponse{}
-	token := ""
-	for {
-		list, next, err := s.store.List(ctx, p.Tenant, user, maxPageSize, token)
-		if err != nil {
-			return nil, storeError("export", "", err)
-		}
-		for _, l := range list {
-			sess, err := s.store.Get(ctx, p.Tenant, l.ID) // List need not carry the history
-			if errors.Is(err, session.ErrNotFound) {
-				continue // deleted meanwhile
-			}
-			if err != nil {
-				return nil, storeError("export", l.ID, err)
-			}
-			out.Sessions = append(out.Sessions, &pb.ExportedSession{Session: sessionToPB(sess), History: historyToPB(sess.History)})
-		}
-		if next == "" {
-			return out, nil
-		}
-		token = next
+	for _, sess := range list {
+		out.Sessions = append(out.Sessions, &pb.ExportedSession{Session: sessionToPB(sess), History: historyToPB(sess.History)})
 	}
+	return out, nil
 }
 
 // EraseUserSessions deletes every session of a user of the caller's tenant, then what the
-// UserEraser erases (the bodies of the user's audit records; their metadata stays until the
-// audit retention ends, docs/audit.md). Erased counts the sessions. If the eraser fails the call
-// fails, and can be retried: both steps are idempotent.
+// Manager's UserEraser erases (the bodies of the user's audit records; their metadata stays
+// until the audit retention ends, docs/audit.md). Erased counts the sessions. If the eraser
+// fails the call fails, and can be retried: both steps are idempotent.
 func (s *sessionService) EraseUserSessions(ctx context.Context, in *pb.EraseUserSessionsRequest) (*pb.EraseUserSessionsResponse, error) {
-	p, user, err := subjectOf(ctx, in.GetUser())
+	p, err := principal(ctx)
 	if err != nil {
 		return nil, err
 	}
-	n, err := s.store.DeleteUser(ctx, p.Tenant, user)
+	n, err := s.m.Erase(ctx, p, in.GetUser())
 	if err != nil {
-		return nil, storeError("erase", "", err)
-	}
-	if s.eraseUser != nil {
-		if _, err := s.eraseUser(ctx, p.Tenant, user); err != nil {
-			return nil, llm.Wrap(llm.KindUnavailable, err, "audit log unavailable: erase the user's audit bodies (the sessions are erased; retry)")
-		}
+		return nil, err
 	}
 	return &pb.EraseUserSessionsResponse{Erased: int32(min(n, 1<<31-1))}, nil
 }
 
-// subjectOf returns the caller and the user a GDPR request is about: user, or the caller's own
-// subject when user is empty. Naming another user needs the admin scope.
-func subjectOf(ctx context.Context, user string) (*auth.Principal, string, error) {
-	p, err := principal(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	if user == "" || user == p.Subject {
-		return p, p.Subject, nil
-	}
-	if !p.HasScope(ScopeAdmin) {
-		return nil, "", llm.Errorf(llm.KindPermissionDenied, "exporting or erasing another user's sessions needs the %q scope", ScopeAdmin)
-	}
-	return p, user, nil
-}
-
-// ttl validates a requested TTL; nil means the default.
-func (s *sessions) ttl(d *durationpb.Duration) (time.Duration, error) {
+// ttlFromPB validates a requested TTL; nil is 0, the Manager's default.
+func ttlFromPB(d *durationpb.Duration) (time.Duration, error) {
 	if d == nil {
-		return s.cfg.DefaultTTL, nil
+		return 0, nil
 	}
 	if err := d.CheckValid(); err != nil || d.AsDuration() <= 0 {
 		return 0, &llm.Error{Kind: llm.KindInvalidArgument, Param: "ttl", Message: "ttl must be a positive duration"}

@@ -14,7 +14,8 @@ import (
 
 	"github.com/switchyard/switchyard/internal/audit"
 	"github.com/switchyard/switchyard/internal/database"
-	"github.com/switchyard/switchyard/internal/session/codec"
+	"github.com/switchyard/switchyard/internal/seal"
+	"github.com/switchyard/switchyard/internal/session"
 	"github.com/switchyard/switchyard/server"
 	"github.com/switchyard/switchyard/server/interceptor"
 )
@@ -95,7 +96,7 @@ func (c *AuditConfig) validate(add func(format string, args ...any)) {
 	if _, err := audit.NewRedactor(c.Bodies.RedactPaths, c.Bodies.RedactPatterns); err != nil {
 		add("audit.bodies: %w", err)
 	}
-	if _, err := codec.New(c.Bodies.Encryption); err != nil {
+	if _, err := seal.New(c.Bodies.Encryption); err != nil {
 		add("audit.bodies.encryption: %w", err)
 	}
 }
@@ -106,7 +107,7 @@ type auditLog struct {
 	writer   *audit.Writer
 	store    *audit.Store // nil for the jsonl sink
 	db       *database.DB
-	codec    *codec.Codec
+	keys     *seal.Keyring
 	maxBody  int
 	stopPrun context.CancelFunc
 	pruned   chan struct{}
@@ -123,11 +124,11 @@ func buildAudit(ctx context.Context, c AuditConfig, mp metric.MeterProvider, log
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	cd, err := codec.New(c.Bodies.Encryption)
+	keys, err := seal.New(c.Bodies.Encryption)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	a := &auditLog{codec: cd, log: log}
+	a := &auditLog{keys: keys, log: log}
 	if c.Bodies.Enabled {
 		a.maxBody = c.Bodies.MaxBytes
 	}
@@ -148,7 +149,7 @@ func buildAudit(ctx context.Context, c AuditConfig, mp metric.MeterProvider, log
 		sink = a.store
 	}
 	a.writer = audit.NewWriter(sink, audit.WriterOptions{BufferSize: c.BufferSize, Logger: log,
-		MeterProvider: mp, Redactor: red, Codec: cd})
+		MeterProvider: mp, Redactor: red, Keyring: keys})
 	if a.store != nil {
 		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.stopPrun, a.pruned = cancel, make(chan struct{})
@@ -196,7 +197,7 @@ func (a *auditLog) bodyMax() int {
 
 // userEraser is SessionService's UserEraser: it erases the user's audit bodies in the SQL sink.
 // nil when audit is off or its sink is jsonl (a log pipeline's, nothing to erase here).
-func (a *auditLog) userEraser() server.UserEraser {
+func (a *auditLog) userEraser() session.UserEraser {
 	if a == nil || a.store == nil {
 		return nil
 	}
@@ -233,7 +234,7 @@ func (a *auditLog) close() {
 	})
 }
 
-// auditQuerier serves AuditService from the store, opening bodies with the codec.
+// auditQuerier serves AuditService from the store, opening bodies with the keyring.
 type auditQuerier struct{ a *auditLog }
 
 func (q auditQuerier) Query(ctx context.Context, f audit.Filter) ([]*audit.Record, string, error) {
@@ -244,7 +245,7 @@ func (q auditQuerier) EraseBodies(ctx context.Context, tenant, subject string) (
 	return q.a.store.EraseBodies(ctx, tenant, subject)
 }
 
-func (q auditQuerier) OpenBody(r *audit.Record) ([]byte, error) { return audit.OpenBody(q.a.codec, r) }
+func (q auditQuerier) OpenBody(r *audit.Record) ([]byte, error) { return audit.OpenBody(q.a.keys, r) }
 
 // auditVerify checks the configured audit log's hash chains and prints the first bad record of
 // each broken tenant chain. It fails when a chain is broken.

@@ -11,8 +11,8 @@ import (
 	"github.com/switchyard/switchyard/internal/limits"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/router"
+	"github.com/switchyard/switchyard/internal/session"
 	"github.com/switchyard/switchyard/internal/telemetry"
-	"github.com/switchyard/switchyard/server"
 )
 
 // The process logger's buffering (when Start builds the logger itself).
@@ -53,7 +53,7 @@ type deps struct {
 	tls      *serverTLS         // nil without TLS
 	audit    *auditLog          // nil when audit is off
 	limiter  *limits.Limiter    // nil when no limits are set
-	sessions *server.Sessions
+	sessions *session.Manager
 	closers  closers
 }
 

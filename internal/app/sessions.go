@@ -2,22 +2,17 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/switchyard/switchyard/internal/database"
+	"github.com/switchyard/switchyard/internal/redisx"
+	"github.com/switchyard/switchyard/internal/seal"
 	"github.com/switchyard/switchyard/internal/session"
-	"github.com/switchyard/switchyard/internal/session/codec"
-	"github.com/switchyard/switchyard/internal/session/memstore"
 	"github.com/switchyard/switchyard/internal/session/redisstore"
-	"github.com/switchyard/switchyard/internal/session/sqlstore"
-	"github.com/switchyard/switchyard/internal/session/tiered"
-	"github.com/switchyard/switchyard/server"
+	"github.com/switchyard/switchyard/internal/session/stores"
 )
 
 // Session backends (SessionsConfig.Backend).
@@ -58,19 +53,13 @@ type SessionsConfig struct {
 	// SQL is the archive (backends sql and tiered): embedded SQLite by default.
 	SQL database.Config `yaml:"sql"`
 	// Encryption seals sessions at rest in Redis and SQL (AES-256-GCM; no keys: plaintext).
-	Encryption codec.Config `yaml:"encryption"`
+	Encryption seal.Config `yaml:"encryption"`
 }
 
-// RedisConfig is a go-redis UniversalClient: one address is a single node, several are a
-// cluster, and master_name selects Sentinel (addrs are then the sentinels).
+// RedisConfig is the shared tier's Redis (redisx.Config: one address is a single node,
+// several are a cluster, master_name selects Sentinel; TLS with tls: true) and its key prefix.
 type RedisConfig struct {
-	Addrs      []string `yaml:"addrs"`
-	MasterName string   `yaml:"master_name"`
-	Username   string   `yaml:"username"`
-	Password   string   `yaml:"password"`
-	DB         int      `yaml:"db"`
-	// Cluster forces cluster mode with a single address (a cluster's configuration endpoint).
-	Cluster bool `yaml:"cluster"`
+	redisx.Config `yaml:",inline"`
 	// Prefix starts every key (default "sy:sess:"); instances sharing a prefix share sessions.
 	Prefix string `yaml:"prefix"`
 }
@@ -79,7 +68,7 @@ func (c *SessionsConfig) applyDefaults() {
 	setDefault(&c.Backend, SessionBackendMemory)
 	setDefault(&c.TTL, session.DefaultTTL)
 	setDefault(&c.MaxSessions, DefaultSessionMaxSessions)
-	setDefault(&c.MaxHistoryTokens, server.DefaultMaxHistoryTokens)
+	setDefault(&c.MaxHistoryTokens, session.DefaultMaxHistoryTokens)
 	setDefault(&c.Redis.Prefix, redisstore.DefaultPrefix)
 }
 
@@ -107,105 +96,49 @@ func (c *SessionsConfig) validate(add func(format string, args ...any)) {
 		add("sessions.redis.db must not be negative")
 	}
 	if len(c.Encryption.Keys) > 0 {
-		if _, err := codec.New(c.Encryption); err != nil {
+		if _, err := seal.New(c.Encryption); err != nil {
 			add("sessions.encryption: %v", err)
 		}
 	}
 }
 
-// buildSessions opens the configured store and returns the session state over it, and a
-// function releasing the store's connections (call it once the servers have stopped). A Redis
-// that does not answer or a database that cannot be opened fails it. log (slog.Default() when
-// nil) receives errors closing the store.
-func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*server.Sessions, func(), error) {
+// buildSessions opens the configured store (stores.Open) and returns the session manager over
+// it, and a function releasing the store's connections (call it once the servers have stopped).
+// A Redis that does not answer or a database that cannot be opened fails it. log
+// (slog.Default() when nil) receives errors closing the store.
+func buildSessions(ctx context.Context, c SessionsConfig, log *slog.Logger) (*session.Manager, func(), error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	var closers []func() error
-	closeAll := func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			if err := closers[i](); err != nil {
-				log.Warn("closing the session store", "err", err)
-			}
-		}
-	}
-	fail := func(err error) (*server.Sessions, func(), error) {
-		closeAll()
+	st, closeStore, err := stores.Open(ctx, c.storeSettings(log))
+	if err != nil {
 		return nil, nil, fmt.Errorf("sessions: %w", err)
 	}
-	cd := codec.Plaintext()
-	if len(c.Encryption.Keys) > 0 {
-		var err error
-		if cd, err = codec.New(c.Encryption); err != nil {
-			return fail(err)
+	closeFn := func() {
+		if err := closeStore(); err != nil {
+			log.Warn("closing the session store", "err", err)
 		}
 	}
-	mem := func() *memstore.Store {
-		return memstore.New(memstore.WithMaxSessions(c.MaxSessions), memstore.WithTTL(c.TTL))
-	}
-	openRedis := func() (*redisstore.Store, error) {
-		rdb := redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:         c.Redis.Addrs,
-			MasterName:    c.Redis.MasterName,
-			Username:      c.Redis.Username,
-			Password:      c.Redis.Password,
-			DB:            c.Redis.DB,
-			IsClusterMode: c.Redis.Cluster,
-		})
-		closers = append(closers, rdb.Close)
-		if err := rdb.Ping(ctx).Err(); err != nil {
-			return nil, fmt.Errorf("redis %s: %w", strings.Join(c.Redis.Addrs, ","), err)
-		}
-		return redisstore.New(rdb, cd, redisstore.WithPrefix(c.Redis.Prefix), redisstore.WithTTL(c.TTL)), nil
-	}
-	openSQL := func() (*sqlstore.Store, error) {
-		db, err := database.Open(ctx, c.SQL)
-		if err != nil {
-			return nil, err
-		}
-		closers = append(closers, db.Close)
-		return sqlstore.New(ctx, db, cd)
-	}
+	return session.NewManager(st, session.Config{DefaultTTL: c.TTL, MaxHistoryTokens: c.MaxHistoryTokens}), closeFn, nil
+}
 
-	var store session.Store
+// storeSettings maps the backend onto the tiers it enables.
+func (c *SessionsConfig) storeSettings(log *slog.Logger) stores.Settings {
+	s := stores.Settings{MaxSessions: c.MaxSessions, RedisPrefix: c.Redis.Prefix, TTL: c.TTL,
+		StrictReads: c.StrictReads, Encryption: c.Encryption, Logger: log}
+	redis, sql := &c.Redis.Config, &c.SQL
 	switch c.Backend {
 	case SessionBackendMemory:
-		store = mem()
+		s.Memory = true
 	case SessionBackendRedis:
-		rs, err := openRedis()
-		if err != nil {
-			return fail(err)
-		}
-		store = rs
+		s.Redis = redis
 	case SessionBackendSQL:
-		ss, err := openSQL()
-		if err != nil {
-			return fail(err)
-		}
-		store = ss
+		s.SQL = sql
 	case SessionBackendTiered:
-		tc := tiered.Config{Memory: mem(), StrictReads: c.StrictReads, Logger: log}
+		s.Memory, s.SQL = true, sql
 		if len(c.Redis.Addrs) > 0 {
-			rs, err := openRedis()
-			if err != nil {
-				return fail(err)
-			}
-			tc.Redis = rs
+			s.Redis = redis
 		}
-		ss, err := openSQL()
-		if err != nil {
-			return fail(err)
-		}
-		tc.SQL = ss
-		ts, err := tiered.New(context.WithoutCancel(ctx), tc)
-		if err != nil {
-			return fail(err)
-		}
-		closers = append(closers, ts.Close)
-		store = ts
-	default:
-		return fail(errors.New("unknown backend " + c.Backend))
 	}
-	cfg := server.SessionConfig{DefaultTTL: c.TTL, MaxHistoryTokens: c.MaxHistoryTokens}
-	return server.NewSessions(store, cfg), closeAll, nil
+	return s
 }

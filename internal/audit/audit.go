@@ -18,7 +18,7 @@
 // # Privacy
 //
 // Bodies (request and response JSON) are kept only when enabled, after redaction, and sealed
-// with the configured keys (AES-256-GCM with key ids, internal/session/codec). Erasing a data
+// with the configured keys (AES-256-GCM with key ids, internal/seal). Erasing a data
 // subject removes the bodies of the records whose principal subject or end user (the request's
 // "user" field) is that subject; the metadata (who called what, when, with what outcome) stays
 // until the retention ends, as security logging is a legitimate interest (GDPR art. 6(1)(f),

@@ -6,7 +6,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/switchyard/switchyard/internal/session/codec"
+	"github.com/switchyard/switchyard/internal/seal"
 )
 
 // Redacted replaces what redaction removes.
@@ -26,7 +26,7 @@ type BodyConfig struct {
 	// message boundary and marked truncated.
 	MaxBytes int `yaml:"max_bytes"`
 	// Encryption seals bodies (AES-256-GCM with key ids; no keys: plaintext).
-	Encryption codec.Config `yaml:"encryption"`
+	Encryption seal.Config `yaml:"encryption"`
 }
 
 // DefaultBodyMaxBytes is BodyConfig.MaxBytes's default.
@@ -132,13 +132,13 @@ func bodyAD(r *Record) []byte {
 	return fmt.Appendf(nil, "audit\x00%s\x00%s\x00%d", r.Tenant, r.RequestID, r.Time.UnixMicro())
 }
 
-// OpenBody decrypts r's body with c. It returns nil for a record without a body (never kept,
-// or erased).
-func OpenBody(c *codec.Codec, r *Record) ([]byte, error) {
+// OpenBody decrypts r's body with keys (nil: plaintext). It returns nil for a record without a
+// body (never kept, or erased).
+func OpenBody(keys *seal.Keyring, r *Record) ([]byte, error) {
 	if r.Body == nil {
 		return nil, nil
 	}
-	b, err := c.OpenBytes(r.BodyKeyID, r.Body, bodyAD(r))
+	b, err := keys.Open(r.BodyKeyID, r.Body, bodyAD(r))
 	if err != nil {
 		return nil, fmt.Errorf("audit body %q/%d: %w", r.Tenant, r.Seq, err)
 	}
@@ -146,7 +146,7 @@ func OpenBody(c *codec.Codec, r *Record) ([]byte, error) {
 }
 
 // sealBody redacts b, encodes it and seals it into r (Body, BodyKeyID, BodyDigest).
-func sealBody(r *Record, b *Body, red *Redactor, c *codec.Codec) error {
+func sealBody(r *Record, b *Body, red *Redactor, keys *seal.Keyring) error {
 	var doc any
 	raw, err := json.Marshal(b)
 	if err != nil {
@@ -160,7 +160,7 @@ func sealBody(r *Record, b *Body, red *Redactor, c *codec.Codec) error {
 			return fmt.Errorf("audit body: %w", err)
 		}
 	}
-	keyID, sealed, err := c.SealBytes(raw, bodyAD(r))
+	keyID, sealed, err := keys.Seal(raw, bodyAD(r))
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/switchyard/switchyard/internal/session/codec"
+	"github.com/switchyard/switchyard/internal/seal"
 )
 
 // Defaults of WriterOptions.
@@ -54,7 +54,7 @@ type WriterOptions struct {
 	Logger        *slog.Logger
 	MeterProvider metric.MeterProvider // nil: the global provider
 	Redactor      *Redactor            // nil: bodies kept as they are
-	Codec         *codec.Codec         // seals bodies; nil: plaintext
+	Keyring       *seal.Keyring        // seals bodies; nil: plaintext
 	// Linger is how long a batch waits for more records once it has one (default 5ms; negative:
 	// no wait). Longer lingers mean fewer, larger transactions.
 	Linger time.Duration
@@ -66,10 +66,10 @@ type WriterOptions struct {
 // when the buffer is full the entry is dropped, counted (MetricDropped, Dropped) and logged at
 // warn at most every 10 s. A Writer is safe for concurrent use.
 type Writer struct {
-	sink  Sink
-	opts  WriterOptions
-	log   *slog.Logger
-	codec *codec.Codec
+	sink Sink
+	opts WriterOptions
+	log  *slog.Logger
+	keys *seal.Keyring
 
 	mu     sync.RWMutex // guards closed against Write's send
 	closed bool
@@ -107,11 +107,8 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 		mp = otel.GetMeterProvider()
 	}
 	m := mp.Meter("github.com/switchyard/switchyard/internal/audit")
-	w := &Writer{sink: sink, opts: opts, log: opts.Logger, codec: opts.Codec,
+	w := &Writer{sink: sink, opts: opts, log: opts.Logger, keys: opts.Keyring,
 		ch: make(chan *Entry, opts.BufferSize), done: make(chan struct{}), attrs: map[string]metric.AddOption{}}
-	if w.codec == nil {
-		w.codec = codec.Plaintext()
-	}
 	w.droppedC, _ = m.Int64Counter(MetricDropped, metric.WithUnit("{record}"),
 		metric.WithDescription("Audit records not stored (buffer full, sink failing, or written after close)."))
 	w.writtenC, _ = m.Int64Counter(MetricWritten, metric.WithUnit("{record}"),
@@ -261,7 +258,7 @@ func (w *Writer) prepare(e *Entry) *Record {
 	r := e.Record
 	if e.Body != nil {
 		if b := e.Body(); b != nil {
-			if err := sealBody(r, b, w.opts.Redactor, w.codec); err != nil {
+			if err := sealBody(r, b, w.opts.Redactor, w.keys); err != nil {
 				w.log.Error("audit body not kept", "request_id", r.RequestID, "err", err)
 			}
 		}

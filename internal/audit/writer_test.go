@@ -16,7 +16,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/switchyard/switchyard/internal/audit"
-	"github.com/switchyard/switchyard/internal/session/codec"
 )
 
 // blockingSink signals each Append on entered and holds it until release is closed.
@@ -183,7 +182,7 @@ func TestRedactor(t *testing.T) {
 			if err := w.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			got, err := audit.OpenBody(codec.Plaintext(), sink.got[0])
+			got, err := audit.OpenBody(nil, sink.got[0])
 			if err != nil {
 				t.Fatal(err)
 			}

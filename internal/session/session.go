@@ -1,7 +1,13 @@
 // Package session holds server-side conversation state: a session keeps the model, its
 // parameters, the system prompt and the history, so a client can send only its new message.
+//
+// Manager is the use case, whatever the transport: a chat turn (Begin merges the session into
+// the request, Turn.Commit appends the answer), and creating, reading, updating, exporting and
+// erasing sessions with the gateway's policies. It speaks internal/llm and internal/auth; server
+// maps protos onto it.
+//
 // Stores come in tiers (memstore, redisstore, sqlstore) behind one Store interface and one shared
-// test suite (sessiontest); tiered composes them.
+// test suite (sessiontest); tiered composes them and stores.Open builds them from settings.
 package session
 
 import (

@@ -6,7 +6,7 @@
 //
 // Keys, with the tenant as a Cluster hash tag so a tenant's records and indexes share a slot:
 //
-//	<prefix>{<tenant>}:s:<id>     hash: v (version), u (user), t (TTL ms), d (codec value)
+//	<prefix>{<tenant>}:s:<id>     hash: v (version), u (user), t (TTL ms), d (sealed record, seal.Frame)
 //	<prefix>{<tenant>}:u:<user>   sorted set of the user's session ids, scored by UpdatedAt ms
 //	<prefix>{<tenant>}:all        sorted set of the tenant's session ids, scored likewise
 //	<prefix>inval                 pub/sub channel of invalidations
@@ -27,8 +27,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/switchyard/switchyard/internal/seal"
 	"github.com/switchyard/switchyard/internal/session"
-	"github.com/switchyard/switchyard/internal/session/codec"
 )
 
 // DefaultPrefix starts every key when no prefix is configured.
@@ -39,7 +39,7 @@ var _ session.Store = (*Store)(nil)
 // Store is a Redis session store, safe for concurrent use.
 type Store struct {
 	rdb    redis.UniversalClient
-	codec  *codec.Codec
+	keys   *seal.Keyring
 	prefix string
 	ttl    time.Duration
 	now    func() time.Time
@@ -58,14 +58,11 @@ func WithTTL(d time.Duration) Option { return func(s *Store) { s.ttl = d } }
 // WithClock sets the clock for timestamps (time.Now by default); expiry follows Redis's clock.
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// New returns a store over rdb; c seals the records (nil: plaintext).
-func New(rdb redis.UniversalClient, c *codec.Codec, opts ...Option) *Store {
-	if c == nil {
-		c = codec.Plaintext()
-	}
+// New returns a store over rdb; keys seal the records (nil: plaintext).
+func New(rdb redis.UniversalClient, keys *seal.Keyring, opts ...Option) *Store {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	s := &Store{rdb: rdb, codec: c, prefix: DefaultPrefix, ttl: session.DefaultTTL, now: time.Now, origin: hex.EncodeToString(b[:])}
+	s := &Store{rdb: rdb, keys: keys, prefix: DefaultPrefix, ttl: session.DefaultTTL, now: time.Now, origin: hex.EncodeToString(b[:])}
 	for _, o := range opts {
 		o(s)
 	}
@@ -73,6 +70,24 @@ func New(rdb redis.UniversalClient, c *codec.Codec, opts ...Option) *Store {
 		s.ttl = session.DefaultTTL
 	}
 	return s
+}
+
+// encode seals s into the record's d field.
+func (st *Store) encode(s *session.Session) ([]byte, error) {
+	keyID, data, err := session.SealRecord(st.keys, s)
+	if err != nil {
+		return nil, err
+	}
+	return seal.Frame(keyID, data), nil
+}
+
+// decode opens a d field written by encode for (tenant, id).
+func (st *Store) decode(tenant, id string, v []byte) (*session.Session, error) {
+	keyID, data, err := seal.Unframe(v)
+	if err != nil {
+		return nil, fmt.Errorf("session %s: %w", id, err)
+	}
+	return session.OpenRecord(st.keys, tenant, id, keyID, data)
 }
 
 // tag returns the tenant's hash-tagged key stem.
@@ -188,7 +203,7 @@ func (st *Store) Create(ctx context.Context, s *session.Session) error {
 		c.CreatedAt = now
 	}
 	c.UpdatedAt = now
-	v, err := st.codec.Encode(c)
+	v, err := st.encode(c)
 	if err != nil {
 		return fmt.Errorf("redisstore.Create: %w", err)
 	}
@@ -213,7 +228,7 @@ func (st *Store) Get(ctx context.Context, tenant, id string) (*session.Session, 
 	if err != nil {
 		return nil, fmt.Errorf("redisstore.Get %s: %w", id, err)
 	}
-	s, err := st.codec.Decode(tenant, id, []byte(v))
+	s, err := st.decode(tenant, id, []byte(v))
 	if err != nil {
 		return nil, fmt.Errorf("redisstore.Get: %w", err)
 	}
@@ -225,7 +240,7 @@ func (st *Store) Update(ctx context.Context, s *session.Session) error {
 	c := s.Clone()
 	c.Version++
 	c.UpdatedAt = session.Now(st.now)
-	v, err := st.codec.Encode(c)
+	v, err := st.encode(c)
 	if err != nil {
 		return fmt.Errorf("redisstore.Update: %w", err)
 	}
@@ -329,7 +344,7 @@ func (st *Store) load(ctx context.Context, tenant, idx string, ids []string) ([]
 		if err != nil {
 			return nil, fmt.Errorf("redisstore.List: %w", err)
 		}
-		s, err := st.codec.Decode(tenant, ids[i], v)
+		s, err := st.decode(tenant, ids[i], v)
 		if err != nil {
 			return nil, fmt.Errorf("redisstore.List: %w", err)
 		}
@@ -354,7 +369,7 @@ func (st *Store) DeleteUser(ctx context.Context, tenant, user string) (int, erro
 // Put stores s as it is (version and timestamps kept) unless Redis holds the same session at an
 // equal or newer version; it reports whether it stored s. Tiered stores use it to promote.
 func (st *Store) Put(ctx context.Context, s *session.Session) (bool, error) {
-	v, err := st.codec.Encode(s)
+	v, err := st.encode(s)
 	if err != nil {
 		return false, fmt.Errorf("redisstore.Put: %w", err)
 	}

@@ -3,8 +3,6 @@ package redisstore_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
@@ -13,24 +11,13 @@ import (
 
 	"github.com/switchyard/switchyard/internal/redisx/redistest"
 	"github.com/switchyard/switchyard/internal/session"
-	"github.com/switchyard/switchyard/internal/session/codec"
 	"github.com/switchyard/switchyard/internal/session/redisstore"
 	"github.com/switchyard/switchyard/internal/session/sessiontest"
 )
 
-func testCodec(t testing.TB) *codec.Codec {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	c, err := codec.New(codec.Config{Keys: []codec.Key{{ID: "test", Key: base64.StdEncoding.EncodeToString(b[:]), Primary: true}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func newStore(rdb redis.UniversalClient) sessiontest.NewStore {
 	return func(t *testing.T, c *sessiontest.Clock) session.Store {
-		return redisstore.New(rdb, testCodec(t), redisstore.WithPrefix(redistest.Prefix(t, rdb)), redisstore.WithClock(c.Now))
+		return redisstore.New(rdb, sessiontest.Keys(t), redisstore.WithPrefix(redistest.Prefix(t, rdb)), redisstore.WithClock(c.Now))
 	}
 }
 
@@ -49,7 +36,7 @@ func TestTTLAndEncryption(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
 	p := redistest.Prefix(t, rdb)
-	st := redisstore.New(rdb, testCodec(t), redisstore.WithPrefix(p))
+	st := redisstore.New(rdb, sessiontest.Keys(t), redisstore.WithPrefix(p))
 	s := sessiontest.NewSession("acme", "alice")
 	s.TTL = 90 * time.Second
 	s.SystemPrompt = "top secret prompt"

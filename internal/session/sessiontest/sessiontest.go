@@ -4,9 +4,11 @@ package sessiontest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/seal"
 	"github.com/switchyard/switchyard/internal/session"
 )
 
@@ -88,6 +91,23 @@ func Run(t *testing.T, newStore NewStore, opts ...Option) {
 			tc.f(t, newStore(t, clock), clock)
 		})
 	}
+}
+
+// Key returns a key with id and 32 fresh random bytes.
+func Key(id string, primary bool) seal.Key {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return seal.Key{ID: id, Key: base64.StdEncoding.EncodeToString(b[:]), Primary: primary}
+}
+
+// Keys returns a keyring holding one fresh primary key, "test", so stores under test encrypt.
+func Keys(t testing.TB) *seal.Keyring {
+	t.Helper()
+	k, err := seal.New(seal.Config{Keys: []seal.Key{Key("test", true)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 // NewSession returns a session with a fresh UUIDv7 id and some content in every field.
@@ -341,7 +361,7 @@ func testTenantIsolation(t *testing.T, st session.Store, _ *Clock) {
 			all = append(all, s)
 		}
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := mrand.New(mrand.NewPCG(1, 2))
 	for i := range 300 {
 		s := all[rng.IntN(len(all))]
 		other := tenants[rng.IntN(len(tenants))]

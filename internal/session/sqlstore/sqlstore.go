@@ -1,6 +1,6 @@
 // Package sqlstore keeps sessions in a SQL database (SQLite or PostgreSQL, see
 // internal/database): the persistent archive tier, or a complete store on its own. Records are
-// sealed by a codec (encrypted at rest when keys are configured). Sessions do not expire here.
+// sealed by a seal.Keyring (encrypted at rest when keys are configured). Sessions do not expire here.
 package sqlstore
 
 import (
@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/database"
+	"github.com/switchyard/switchyard/internal/seal"
 	"github.com/switchyard/switchyard/internal/session"
-	"github.com/switchyard/switchyard/internal/session/codec"
 )
 
 //go:embed migrations/*.sql
@@ -34,9 +34,9 @@ var _ session.Store = (*Store)(nil)
 
 // Store is a SQL session store, safe for concurrent use.
 type Store struct {
-	db    *database.DB
-	codec *codec.Codec
-	now   func() time.Time
+	db   *database.DB
+	keys *seal.Keyring
+	now  func() time.Time
 
 	qGet, qCreate, qUpdate, qVersion, qDelete, qDeleteUser, qPut string
 }
@@ -47,16 +47,13 @@ type Option func(*Store)
 // WithClock sets the clock for timestamps (time.Now by default).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// New migrates the sessions schema and returns a store over db; c seals the records (nil:
+// New migrates the sessions schema and returns a store over db; keys seal the records (nil:
 // plaintext).
-func New(ctx context.Context, db *database.DB, c *codec.Codec, opts ...Option) (*Store, error) {
+func New(ctx context.Context, db *database.DB, keys *seal.Keyring, opts ...Option) (*Store, error) {
 	if err := db.Migrate(ctx, "sessions", Migrations()); err != nil {
 		return nil, fmt.Errorf("sqlstore.New: %w", err)
 	}
-	if c == nil {
-		c = codec.Plaintext()
-	}
-	s := &Store{db: db, codec: c, now: time.Now}
+	s := &Store{db: db, keys: keys, now: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -86,7 +83,7 @@ func (st *Store) Create(ctx context.Context, s *session.Session) error {
 		c.CreatedAt = now
 	}
 	c.UpdatedAt = now
-	keyID, data, err := st.codec.Seal(c)
+	keyID, data, err := session.SealRecord(st.keys, c)
 	if err != nil {
 		return fmt.Errorf("sqlstore.Create: %w", err)
 	}
@@ -116,7 +113,7 @@ func (st *Store) Get(ctx context.Context, tenant, id string) (*session.Session, 
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore.Get %s: %w", id, err)
 	}
-	s, err := st.codec.Open(tenant, id, keyID, data)
+	s, err := session.OpenRecord(st.keys, tenant, id, keyID, data)
 	if err != nil {
 		return nil, fmt.Errorf("sqlstore.Get: %w", err)
 	}
@@ -128,7 +125,7 @@ func (st *Store) Update(ctx context.Context, s *session.Session) error {
 	c := s.Clone()
 	c.Version++
 	c.UpdatedAt = session.Now(st.now)
-	keyID, data, err := st.codec.Seal(c)
+	keyID, data, err := session.SealRecord(st.keys, c)
 	if err != nil {
 		return fmt.Errorf("sqlstore.Update: %w", err)
 	}
@@ -202,7 +199,7 @@ func (st *Store) List(ctx context.Context, tenant, user string, limit int, pageT
 		if err := rows.Scan(&id, &keyID, &data); err != nil {
 			return nil, "", fmt.Errorf("sqlstore.List: %w", err)
 		}
-		s, err := st.codec.Open(tenant, id, keyID, data)
+		s, err := session.OpenRecord(st.keys, tenant, id, keyID, data)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlstore.List: %w", err)
 		}
@@ -231,7 +228,7 @@ func (st *Store) DeleteUser(ctx context.Context, tenant, user string) (int, erro
 // Put stores s as it is (version and timestamps kept) unless the table holds the same session at
 // an equal or newer version. Tiered stores use it to archive and to promote.
 func (st *Store) Put(ctx context.Context, s *session.Session) error {
-	keyID, data, err := st.codec.Seal(s)
+	keyID, data, err := session.SealRecord(st.keys, s)
 	if err != nil {
 		return fmt.Errorf("sqlstore.Put: %w", err)
 	}

@@ -3,28 +3,16 @@ package sqlstore_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/database/dbtest"
+	"github.com/switchyard/switchyard/internal/seal"
 	"github.com/switchyard/switchyard/internal/session"
-	"github.com/switchyard/switchyard/internal/session/codec"
 	"github.com/switchyard/switchyard/internal/session/sessiontest"
 	"github.com/switchyard/switchyard/internal/session/sqlstore"
 )
-
-func testCodec(t testing.TB) *codec.Codec {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	c, err := codec.New(codec.Config{Keys: []codec.Key{{ID: "test", Key: base64.StdEncoding.EncodeToString(b[:]), Primary: true}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 func TestContract(t *testing.T) {
 	for _, tc := range []struct {
@@ -33,7 +21,7 @@ func TestContract(t *testing.T) {
 	}{{"sqlite", dbtest.SQLite}, {"postgres", dbtest.Postgres}} {
 		t.Run(tc.name, func(t *testing.T) {
 			sessiontest.Run(t, func(t *testing.T, c *sessiontest.Clock) session.Store {
-				st, err := sqlstore.New(context.Background(), tc.open(t), testCodec(t), sqlstore.WithClock(c.Now))
+				st, err := sqlstore.New(context.Background(), tc.open(t), sessiontest.Keys(t), sqlstore.WithClock(c.Now))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -46,11 +34,8 @@ func TestContract(t *testing.T) {
 func TestEncryptedAtRestAndRotation(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		var k1, k2 [32]byte
-		_, _ = rand.Read(k1[:])
-		_, _ = rand.Read(k2[:])
-		key1 := codec.Key{ID: "k1", Key: base64.StdEncoding.EncodeToString(k1[:]), Primary: true}
-		old, _ := codec.New(codec.Config{Keys: []codec.Key{key1}})
+		key1, key2 := sessiontest.Key("k1", true), sessiontest.Key("k2", true)
+		old, _ := seal.New(seal.Config{Keys: []seal.Key{key1}})
 		st, err := sqlstore.New(ctx, db, old)
 		if err != nil {
 			t.Fatal(err)
@@ -69,7 +54,7 @@ func TestEncryptedAtRestAndRotation(t *testing.T) {
 			t.Errorf("stored row: key %q, %d bytes, plaintext visible %v", keyID, len(data), contains(data, "top secret"))
 		}
 		key1.Primary = false
-		rotated, _ := codec.New(codec.Config{Keys: []codec.Key{key1, {ID: "k2", Key: base64.StdEncoding.EncodeToString(k2[:]), Primary: true}}})
+		rotated, _ := seal.New(seal.Config{Keys: []seal.Key{key1, key2}})
 		st2, err := sqlstore.New(ctx, db, rotated) // migrations again: a no-op
 		if err != nil {
 			t.Fatal(err)
@@ -84,7 +69,7 @@ func TestEncryptedAtRestAndRotation(t *testing.T) {
 		if err := db.QueryRowContext(ctx, db.Rebind("SELECT key_id FROM sessions WHERE id = ?"), s.ID).Scan(&keyID); err != nil || keyID != "k2" {
 			t.Errorf("after an update the record uses key %q (%v), want k2", keyID, err)
 		}
-		if _, err := st.Get(ctx, "t", s.ID); !errors.Is(err, codec.ErrUnknownKey) {
+		if _, err := st.Get(ctx, "t", s.ID); !errors.Is(err, seal.ErrUnknownKey) {
 			t.Errorf("a store without k2 reading a k2 record: %v, want ErrUnknownKey", err)
 		}
 	})

@@ -23,17 +23,17 @@ func benchStores(b *testing.B) []struct {
 	st   session.Store
 } {
 	ctx := context.Background()
-	cdc := testCodec(b)
+	keys := sessiontest.Keys(b)
 	rdb := redistest.Client(b)
 	newRedis := func() *redisstore.Store {
-		return redisstore.New(rdb, cdc, redisstore.WithPrefix(redistest.Prefix(b, rdb)))
+		return redisstore.New(rdb, keys, redisstore.WithPrefix(redistest.Prefix(b, rdb)))
 	}
 	newSQL := func(pg bool) *sqlstore.Store {
 		db := dbtest.SQLite(b)
 		if pg {
 			db = dbtest.Postgres(b)
 		}
-		st, err := sqlstore.New(ctx, db, cdc)
+		st, err := sqlstore.New(ctx, db, keys)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,8 +2,6 @@ package tiered_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
@@ -16,23 +14,12 @@ import (
 	"github.com/switchyard/switchyard/internal/database/dbtest"
 	"github.com/switchyard/switchyard/internal/redisx/redistest"
 	"github.com/switchyard/switchyard/internal/session"
-	"github.com/switchyard/switchyard/internal/session/codec"
 	"github.com/switchyard/switchyard/internal/session/memstore"
 	"github.com/switchyard/switchyard/internal/session/redisstore"
 	"github.com/switchyard/switchyard/internal/session/sessiontest"
 	"github.com/switchyard/switchyard/internal/session/sqlstore"
 	"github.com/switchyard/switchyard/internal/session/tiered"
 )
-
-func testCodec(t testing.TB) *codec.Codec {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	c, err := codec.New(codec.Config{Keys: []codec.Key{{ID: "test", Key: base64.StdEncoding.EncodeToString(b[:]), Primary: true}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // combo describes which tiers a tiered store gets.
 type combo struct {
@@ -48,17 +35,17 @@ type combo struct {
 
 func (c combo) build(t testing.TB, clock func() time.Time) *tiered.Store {
 	ctx := context.Background()
-	cdc := testCodec(t)
+	keys := sessiontest.Keys(t)
 	var cfg tiered.Config
 	if c.memory {
 		cfg.Memory = memstore.New(memstore.WithClock(clock))
 	}
 	if c.redis != nil {
 		rdb := c.redis(t)
-		cfg.Redis = redisstore.New(rdb, cdc, redisstore.WithPrefix(redistest.Prefix(t, rdb)), redisstore.WithClock(clock))
+		cfg.Redis = redisstore.New(rdb, keys, redisstore.WithPrefix(redistest.Prefix(t, rdb)), redisstore.WithClock(clock))
 	}
 	if c.sql != nil {
-		st, err := sqlstore.New(ctx, c.sql(t), cdc, sqlstore.WithClock(clock))
+		st, err := sqlstore.New(ctx, c.sql(t), keys, sqlstore.WithClock(clock))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,15 +113,15 @@ func twoInstances(t *testing.T, strict bool) *instances {
 	rdb := redistest.Client(t)
 	prefix := redistest.Prefix(t, rdb)
 	db := dbtest.SQLite(t)
-	cdc := testCodec(t)
+	keys := sessiontest.Keys(t)
 	in := &instances{rdb: rdb, prefix: prefix}
 	in.newOnShare = func(strict bool) *tiered.Store {
-		q, err := sqlstore.New(ctx, db, cdc)
+		q, err := sqlstore.New(ctx, db, keys)
 		if err != nil {
 			t.Fatal(err)
 		}
 		st, err := tiered.New(ctx, tiered.Config{
-			Memory: memstore.New(), Redis: redisstore.New(rdb, cdc, redisstore.WithPrefix(prefix)), SQL: q, StrictReads: strict,
+			Memory: memstore.New(), Redis: redisstore.New(rdb, keys, redisstore.WithPrefix(prefix)), SQL: q, StrictReads: strict,
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -1,4 +1,4 @@
-package server
+package session
 
 import (
 	"strings"
@@ -7,18 +7,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchyard/switchyard/internal/llm"
-	"github.com/switchyard/switchyard/internal/session"
 )
 
 func TestTrimHistory(t *testing.T) {
-	text := func(role string, n int) session.Entry {
-		return session.Entry{Message: llm.TextMessage(role, strings.Repeat("x", n))}
+	text := func(role string, n int) Entry {
+		return Entry{Message: llm.TextMessage(role, strings.Repeat("x", n))}
 	}
-	call := session.Entry{Message: llm.Message{Role: llm.RoleAssistant,
+	call := Entry{Message: llm.Message{Role: llm.RoleAssistant,
 		ToolCalls: []llm.ToolCall{{ID: "c1", Name: "f", Arguments: strings.Repeat("a", 28)}}}}
-	result := session.Entry{Message: llm.Message{Role: llm.RoleTool, ToolCallID: "c1", Content: []llm.Part{{Type: llm.PartText, Text: "ok"}}}}
+	result := Entry{Message: llm.Message{Role: llm.RoleTool, ToolCallID: "c1", Content: []llm.Part{{Type: llm.PartText, Text: "ok"}}}}
 	// Tokens: user/assistant text of n chars costs (len(role)+n+3)/4.
-	hist := []session.Entry{
+	hist := []Entry{
 		text(llm.RoleUser, 36),      // 0: 10
 		text(llm.RoleAssistant, 31), // 1: 10
 		text(llm.RoleUser, 36),      // 2: 10
@@ -72,7 +71,7 @@ func TestEstimateTokens(t *testing.T) {
 }
 
 func TestMergeParams(t *testing.T) {
-	p := session.Params{Temperature: llm.Ptr(0.1), TopP: llm.Ptr(0.5), MaxTokens: llm.Ptr[int32](9), Stop: []string{"S"},
+	p := Params{Temperature: llm.Ptr(0.1), TopP: llm.Ptr(0.5), MaxTokens: llm.Ptr[int32](9), Stop: []string{"S"},
 		PresencePenalty: llm.Ptr(1.0), FrequencyPenalty: llm.Ptr(-1.0), Seed: llm.Ptr[int64](3), ReasoningEffort: "low"}
 	empty := &llm.ChatRequest{}
 	mergeParams(empty, &p)
@@ -87,45 +86,5 @@ func TestMergeParams(t *testing.T) {
 	mergeParams(full, &p)
 	if diff := cmp.Diff(&before, full); diff != "" {
 		t.Errorf("request values must win (-want +got):\n%s", diff)
-	}
-}
-
-func TestAnswerBuilderMatchesAnswerMessage(t *testing.T) {
-	chunks := []*llm.Chunk{
-		{Choices: []llm.ChunkChoice{{Role: "assistant", ReasoningContent: llm.Ptr("think ")}}},
-		{Choices: []llm.ChunkChoice{{ReasoningContent: llm.Ptr("hard")}, {Index: 1, Content: llm.Ptr("other choice")}}},
-		{Choices: []llm.ChunkChoice{{Content: llm.Ptr("Hel")}}},
-		{Choices: []llm.ChunkChoice{{Content: llm.Ptr("lo")}}},
-		{Choices: []llm.ChunkChoice{{ToolCalls: []llm.ToolCallDelta{{Index: 0, ID: "a", Name: "f"}, {Index: 1, ID: "b", Name: "g", Arguments: "{"}}}}},
-		{Choices: []llm.ChunkChoice{{ToolCalls: []llm.ToolCallDelta{{Index: 0, Arguments: "{}"}, {Index: 1, Arguments: "}"}}}}},
-		{Choices: []llm.ChunkChoice{{FinishReason: "tool_calls", ReasoningSignature: "sig"}}},
-		{Usage: &llm.Usage{TotalTokens: 3}},
-	}
-	var b answerBuilder
-	for _, c := range chunks {
-		b.add(c)
-	}
-	whole := &llm.ChatResponse{Choices: []llm.Choice{
-		{Index: 1, Content: llm.Ptr("other choice")},
-		{Index: 0, Content: llm.Ptr("Hello"), ReasoningContent: llm.Ptr("think hard"), ReasoningSignature: "sig",
-			ToolCalls: []llm.ToolCall{{ID: "a", Name: "f", Arguments: "{}"}, {ID: "b", Name: "g", Arguments: "{}"}}},
-	}}
-	if diff := cmp.Diff(answerMessage(whole), b.message()); diff != "" {
-		t.Errorf("streamed answer differs from the blocking one (-blocking +streamed):\n%s", diff)
-	}
-	if m := b.message(); m.Role != llm.RoleAssistant || m.Text() != "Hello" || len(m.ToolCalls) != 2 {
-		t.Errorf("message = %+v; want the assistant's text and both calls", m)
-	}
-}
-
-func TestAnswerMessageRefusal(t *testing.T) {
-	m := answerMessage(&llm.ChatResponse{Choices: []llm.Choice{{Refusal: llm.Ptr("no")}}})
-	if m.Text() != "no" {
-		t.Errorf("refusal answer text = %q; want no", m.Text())
-	}
-	var b answerBuilder
-	b.add(&llm.Chunk{Choices: []llm.ChunkChoice{{Refusal: llm.Ptr("no")}}})
-	if diff := cmp.Diff(m, b.message()); diff != "" {
-		t.Errorf("streamed refusal differs (-blocking +streamed):\n%s", diff)
 	}
 }
