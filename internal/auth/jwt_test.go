@@ -672,3 +672,21 @@ func TestJWKSFetchFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifiedCacheEndsAtExp: a remembered principal is not returned past its token's exp, even
+// within the cache TTL.
+func TestVerifiedCacheEndsAtExp(t *testing.T) {
+	var mu sync.Mutex
+	clk := now
+	tick := func(d time.Duration) { mu.Lock(); clk = clk.Add(d); mu.Unlock() }
+	a := newAuth(t, auth.Config{Mode: "jwt", JWT: auth.JWTConfig{VerifiedCacheTTL: time.Hour, Issuers: []auth.Issuer{
+		{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"HS256"}, HMACSecret: hmacSecret}}}},
+		auth.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }))
+	tok := sign(t, jwt.SigningMethodHS256, []byte(hmacSecret), "", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(10 * time.Second).Unix() }))
+	if _, err := a.Authenticate(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	tick(10*time.Second + auth.DefaultClockSkew + time.Second)
+	_, err := a.Authenticate(context.Background(), tok)
+	wantCode(t, err, "token_expired")
+}
