@@ -10,12 +10,25 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/MicahParks/jwkset"
 )
+
+// jwksFetchTimeout bounds one fetch of a JWKS document (the HTTP client may set a shorter one).
+const jwksFetchTimeout = 30 * time.Second
 
 // remoteKeys is a JWKS document fetched from a URL: on first use, again in the background every
 // refresh interval, and on demand when a token names a kid the cached set lacks (at most once per
 // minRefresh, so forged kids cannot make the gateway hammer the issuer). A failed fetch keeps the
 // previous set.
+//
+// One fetch (HTTP request, JWK parsing and validation) is jwkset's NewStorageFromHTTP without a
+// refresh interval. The schedule is kept here rather than in jwkset's refresh goroutine and
+// unknown-kid refresh (or keyfunc, built on them): those fetch when created, not on first use;
+// their goroutine stops on a context but cannot be waited for, so Close could return with a fetch
+// in flight; and their unknown-kid limiter is a golang.org/x/time/rate limiter on the wall clock
+// that ignores the other fetches and makes the request wait, with the same deadline bounding
+// the wait and the fetch.
 type remoteKeys struct {
 	url                 string
 	refresh, minRefresh time.Duration
@@ -35,7 +48,9 @@ type remoteKeys struct {
 }
 
 func newRemoteKeys(url string, refresh, minRefresh time.Duration, o options) *remoteKeys {
-	return &remoteKeys{url: url, refresh: refresh, minRefresh: minRefresh, client: o.client, log: o.log,
+	client := *o.client
+	client.Transport = jwksTransport{base: client.Transport}
+	return &remoteKeys{url: url, refresh: refresh, minRefresh: minRefresh, client: &client, log: o.log,
 		now: o.now, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -90,8 +105,7 @@ func (r *remoteKeys) fetchIfStale(ctx context.Context, seen *keySet, limited boo
 
 func (r *remoteKeys) fetchLocked(ctx context.Context) error {
 	r.lastFetch = r.now()
-	// Not the caller's cancellation: the set serves every caller; the client's timeout bounds it.
-	set, err := r.get(context.WithoutCancel(ctx))
+	set, err := r.get(ctx)
 	if err != nil {
 		r.log.Warn("jwks fetch", "url", r.url, "err", err)
 		return err
@@ -100,28 +114,21 @@ func (r *remoteKeys) fetchLocked(ctx context.Context) error {
 	return nil
 }
 
+// get fetches and parses the document. Not the caller's cancellation: the set serves every
+// caller; jwksFetchTimeout and the client's timeout bound it.
 func (r *remoteKeys) get(ctx context.Context) (*keySet, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url, nil)
+	ctx = context.WithoutCancel(ctx)
+	store, err := jwkset.NewStorageFromHTTP(r.url, jwkset.HTTPClientStorageOptions{
+		Client: r.client, Ctx: ctx, HTTPTimeout: jwksFetchTimeout,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", r.url, err)
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := r.client.Do(req)
+	jwks, err := store.KeyReadAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", r.url, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("jwks %s: status %s", r.url, resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("jwks %s: %w", r.url, err)
-	}
-	if len(body) > maxJWKSBytes {
-		return nil, fmt.Errorf("jwks %s: document larger than %d bytes", r.url, maxJWKSBytes)
-	}
-	set, err := parseJWKS(body)
+	set, err := keySetOf(jwks)
 	if err != nil {
 		return nil, fmt.Errorf("jwks %s: %w", r.url, err)
 	}
@@ -139,11 +146,9 @@ func (r *remoteKeys) loop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		r.mu.Lock()
-		_ = r.fetchLocked(ctx)
+		_ = r.fetchLocked(context.Background())
 		r.mu.Unlock()
-		cancel()
 	}
 }
 
@@ -156,4 +161,40 @@ func (r *remoteKeys) close() {
 	if started {
 		<-r.done
 	}
+}
+
+// jwksTransport asks for JSON and fails a response body longer than maxJWKSBytes, so an issuer
+// (or whoever answers for it) cannot make the gateway read an unbounded document.
+type jwksTransport struct{ base http.RoundTripper }
+
+func (t jwksTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	req = req.Clone(req.Context())
+	req.Header.Set("Accept", "application/json")
+	resp, err := base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxJWKSBytes}
+	return resp, nil
+}
+
+// cappedBody reads at most left bytes, and fails once the body turns out to be longer.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1] // one byte more than allowed tells a longer body from one that ends here
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return 0, fmt.Errorf("document larger than %d bytes", maxJWKSBytes)
+	}
+	return n, err
 }

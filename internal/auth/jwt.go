@@ -9,10 +9,10 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/switchyard/switchyard/internal/llm"
 )
@@ -27,7 +27,7 @@ const (
 	DefaultSubjectClaim     = "sub"
 	DefaultScopeClaim       = "scope"
 	DefaultVerifiedCacheTTL = time.Minute
-	verifiedCacheMax        = 10000 // entries; a full cache drops expired entries, then everything
+	verifiedCacheMax        = 10000 // entries; a full cache drops the least recently used
 	minHMACSecretBytes      = 32    // RFC 7518 §3.2: at least the hash size; HS256 is the smallest
 	maxJWKSBytes            = 1 << 20
 )
@@ -299,12 +299,12 @@ func (a *jwtAuth) Authenticate(ctx context.Context, token string) (*Principal, e
 }
 
 // verifiedCache remembers the principals of verified tokens by the SHA-256 of the token, until
-// the token's exp or the TTL, whichever is first. A token that differs in one byte (tampered) has
-// another hash and is verified afresh.
+// the token's exp or the TTL, whichever is first, measured on the authenticator's clock. A token
+// that differs in one byte (tampered) has another hash and is verified afresh. At most
+// verifiedCacheMax tokens are kept; the least recently used one makes room for a new one.
 type verifiedCache struct {
 	ttl time.Duration
-	mu  sync.Mutex
-	m   map[[sha256.Size]byte]verifiedEntry
+	lru *lru.Cache[[sha256.Size]byte, verifiedEntry]
 }
 
 type verifiedEntry struct {
@@ -313,18 +313,21 @@ type verifiedEntry struct {
 }
 
 func newVerifiedCache(ttl time.Duration) *verifiedCache {
-	return &verifiedCache{ttl: ttl, m: map[[sha256.Size]byte]verifiedEntry{}}
+	c, err := lru.New[[sha256.Size]byte, verifiedEntry](verifiedCacheMax)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return &verifiedCache{ttl: ttl, lru: c}
 }
 
+// get returns the principal remembered for sum, or nil. An entry past its deadline is removed.
 func (c *verifiedCache) get(sum [sha256.Size]byte, now time.Time) *Principal {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[sum]
+	e, ok := c.lru.Get(sum)
 	if !ok {
 		return nil
 	}
 	if !now.Before(e.until) {
-		delete(c.m, sum)
+		c.lru.Remove(sum)
 		return nil
 	}
 	return e.p
@@ -335,19 +338,7 @@ func (c *verifiedCache) put(sum [sha256.Size]byte, p *Principal, exp, now time.T
 	if exp.Before(until) {
 		until = exp
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= verifiedCacheMax {
-		for k, e := range c.m {
-			if !now.Before(e.until) {
-				delete(c.m, k)
-			}
-		}
-		if len(c.m) >= verifiedCacheMax {
-			clear(c.m)
-		}
-	}
-	c.m[sum] = verifiedEntry{p: p, until: until}
+	c.lru.Add(sum, verifiedEntry{p: p, until: until})
 }
 
 // jwtError turns a parser error into the client's error: *llm.Error from key lookup as is,

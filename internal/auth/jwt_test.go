@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"crypto"
+	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -567,4 +568,125 @@ func TestVerifiedCache(t *testing.T) {
 	tick(31 * time.Second)
 	_, err = a.Authenticate(ctx, tok1)
 	wantCode(t, err, "unknown_kid")
+}
+
+// TestJWKSetKeys: a JWK set loads its signing keys and skips keys for other uses, symmetric keys,
+// keys that cannot sign and key types it does not know; a weak or malformed signing key, or a set
+// with nothing to verify with, is refused.
+func TestJWKSetKeys(t *testing.T) {
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := jwkOf("enc", &rsaKey.PublicKey)
+	enc["use"] = "enc"
+	ecPrivate := jwkOf("ec", &ecKey.PublicKey)
+	ecPrivate["d"] = b64(ecKey.D.FillBytes(make([]byte, 32)))
+	offCurve := jwkOf("bad", &ecKey.PublicKey)
+	offCurve["y"] = offCurve["x"]
+	oct := map[string]string{"kty": "oct", "kid": "sym", "k": b64([]byte(hmacSecret))}
+	x25519 := map[string]string{"kty": "OKP", "kid": "x", "crv": "X25519", "x": b64(x.PublicKey().Bytes())}
+	unknown := map[string]string{"kty": "XYZ", "kid": "u"}
+
+	cases := []struct {
+		name    string
+		keys    []map[string]string
+		wantErr string // "" means the set loads, with kid "ec" as its only key
+	}{
+		{"signing key among others", []map[string]string{enc, oct, x25519, unknown, jwkOf("ec", &ecKey.PublicKey)}, ""},
+		{"private members are dropped", []map[string]string{ecPrivate}, ""},
+		{"RSA key under 2048 bits", []map[string]string{jwkOf("small", &small.PublicKey)}, "at least 2048"},
+		{"point not on the curve", []map[string]string{offCurve}, `"bad"`},
+		{"nothing to verify with", []map[string]string{enc, oct, x25519}, "no usable signing keys"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := auth.Config{Mode: "jwt", JWT: auth.JWTConfig{Issuers: []auth.Issuer{{Issuer: testIssuer, Audience: testAudience,
+				Algorithms: []string{"ES256", "RS256"}, KeysFile: writeFile(t, "keys.json", jwks(c.keys...))}}}}
+			if c.wantErr != "" {
+				if _, err := auth.New(cfg); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("New error = %v; want one containing %q", err, c.wantErr)
+				}
+				return
+			}
+			a := newAuth(t, cfg)
+			if _, err := a.Authenticate(context.Background(), sign(t, jwt.SigningMethodES256, ecKey, "ec", claims(nil))); err != nil {
+				t.Fatalf("ES256 with kid ec: %v", err)
+			}
+			_, err := a.Authenticate(context.Background(), sign(t, jwt.SigningMethodRS256, rsaKey, "enc", claims(nil)))
+			wantCode(t, err, "unknown_kid")
+		})
+	}
+}
+
+// TestJWKSFetchFailures: a JWKS document over 1 MiB is refused, and a refetch that fails (too
+// large, not JSON, no signing key) keeps the set fetched before.
+func TestJWKSFetchFailures(t *testing.T) {
+	padded := func(n int) []byte { // the k1 set, padded to n bytes
+		doc := jwks(jwkOf("k1", &rsaKey.PublicKey))
+		doc = append(doc[:len(doc)-1], `,"pad":"`...)
+		return append(append(doc, strings.Repeat("x", n-len(doc)-2)...), `"}`...)
+	}
+	const maxDoc = 1 << 20
+	huge := newJWKSServer(t, padded(maxDoc+1))
+	_, err := newAuth(t, auth.Config{Mode: "jwt", JWT: auth.JWTConfig{Issuers: []auth.Issuer{
+		{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"RS256"}, JWKSURL: huge.URL}}}}).
+		Authenticate(context.Background(), sign(t, jwt.SigningMethodRS256, rsaKey, "k1", claims(nil)))
+	wantCode(t, err, "keys_unavailable")
+
+	srv := newJWKSServer(t, padded(maxDoc))
+	var mu sync.Mutex
+	clk := now
+	tick := func(d time.Duration) { mu.Lock(); clk = clk.Add(d); mu.Unlock() }
+	a := newAuth(t, auth.Config{Mode: "jwt", JWT: auth.JWTConfig{
+		JWKSMinRefresh: time.Minute, JWKSRefresh: time.Hour, VerifiedCacheTTL: -1,
+		Issuers: []auth.Issuer{{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"RS256"}, JWKSURL: srv.URL}},
+	}}, auth.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }))
+	ctx := context.Background()
+	tok1 := sign(t, jwt.SigningMethodRS256, rsaKey, "k1", claims(nil))
+	if _, err := a.Authenticate(ctx, tok1); err != nil {
+		t.Fatalf("a set of exactly 1 MiB: %v", err)
+	}
+	for _, bad := range []struct {
+		name string
+		doc  []byte
+	}{
+		{"over 1 MiB", padded(maxDoc + 1)},
+		{"not JSON", []byte("<html>maintenance</html>")},
+		{"no signing key", jwks(map[string]string{"kty": "oct", "kid": "k2", "k": b64([]byte(hmacSecret))})},
+	} {
+		srv.set(bad.doc)
+		tick(time.Minute)
+		before := srv.n.Load()
+		_, err := a.Authenticate(ctx, sign(t, jwt.SigningMethodRS256, rsaKey, "k2", claims(nil)))
+		wantCode(t, err, "unknown_kid")
+		if n := srv.n.Load(); n != before+1 {
+			t.Errorf("%s: %d fetches for an unknown kid; want 1", bad.name, n-before)
+		}
+		if _, err := a.Authenticate(ctx, tok1); err != nil {
+			t.Errorf("%s: k1 after the failed refetch: %v; want the previous set kept", bad.name, err)
+		}
+	}
+}
+
+// TestVerifiedCacheEndsAtExp: a remembered principal is not returned past its token's exp, even
+// within the cache TTL.
+func TestVerifiedCacheEndsAtExp(t *testing.T) {
+	var mu sync.Mutex
+	clk := now
+	tick := func(d time.Duration) { mu.Lock(); clk = clk.Add(d); mu.Unlock() }
+	a := newAuth(t, auth.Config{Mode: "jwt", JWT: auth.JWTConfig{VerifiedCacheTTL: time.Hour, Issuers: []auth.Issuer{
+		{Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"HS256"}, HMACSecret: hmacSecret}}}},
+		auth.WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return clk }))
+	tok := sign(t, jwt.SigningMethodHS256, []byte(hmacSecret), "", claims(func(c jwt.MapClaims) { c["exp"] = now.Add(10 * time.Second).Unix() }))
+	if _, err := a.Authenticate(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	tick(10*time.Second + auth.DefaultClockSkew + time.Second)
+	_, err := a.Authenticate(context.Background(), tok)
+	wantCode(t, err, "token_expired")
 }

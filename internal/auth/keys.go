@@ -3,18 +3,19 @@ package auth
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
+
+	"github.com/MicahParks/jwkset"
 )
 
 // minRSABits is the smallest RSA key accepted for verification.
@@ -90,9 +91,9 @@ func keyFits(key any, alg string) bool {
 	return false
 }
 
-// parseKeys reads a JWK set (JSON) or PEM blocks (PUBLIC KEY, RSA PUBLIC KEY, CERTIFICATE; an
-// optional "kid" PEM header names the key). Private and symmetric keys are refused: HMAC secrets
-// come only from hmac_secret.
+// parseKeys reads a JWK set (JSON, see parseJWKS) or PEM blocks (PUBLIC KEY, RSA PUBLIC KEY,
+// CERTIFICATE; an optional "kid" PEM header names the key). PEM private keys are refused; HMAC
+// secrets come only from hmac_secret.
 func parseKeys(data []byte) (*keySet, error) {
 	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] == '{' {
 		return parseJWKS(t)
@@ -146,49 +147,47 @@ func checkPublicKey(key any) error {
 	return nil
 }
 
-// jwk is the subset of RFC 7517/7518/8037 members used to read public signing keys.
-type jwk struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	Crv string `json:"crv"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-	X   string `json:"x"`
-	Y   string `json:"y"`
-}
+// jwkOptions are the options jwkset reads every JWK with, from a keys_file or a JWKS URL alike
+// (its HTTP storage hard-codes Private: true). Private members are read only to be dropped:
+// signingKey keeps the public half.
+var jwkOptions = jwkset.JWKMarshalOptions{Private: true}
 
-// parseJWKS reads a JWK set. Keys for encryption (use "enc"), symmetric keys and key types it
-// does not know are skipped, so a set shared with other uses still loads; a malformed signing key
-// is an error. A set without a single usable key is an error.
+// parseJWKS reads a JWK set document the way jwkset reads one fetched over HTTP: keys of a type
+// or curve jwkset does not support are skipped, any other malformed key is an error. keySetOf
+// then picks the signing keys.
 func parseJWKS(data []byte) (*keySet, error) {
-	var doc struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
+	var doc jwkset.JWKSMarshal
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("JWK set: %w", err)
 	}
+	jwks := make([]jwkset.JWK, 0, len(doc.Keys))
+	for i, m := range doc.Keys {
+		j, err := jwkset.NewJWKFromMarshal(m, jwkOptions, jwkset.JWKValidateOptions{})
+		switch {
+		case errors.Is(err, jwkset.ErrUnsupportedKey):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("JWK set: keys[%d] (kid %q): %w", i, m.KID, err)
+		}
+		jwks = append(jwks, j)
+	}
+	return keySetOf(jwks)
+}
+
+// keySetOf returns the signing keys among jwks. Keys for encryption (use "enc"), symmetric keys
+// and keys that cannot sign (X25519) are skipped, so a set shared with other uses still loads; an
+// RSA key under minRSABits is an error, and so is a set without a single usable key.
+func keySetOf(jwks []jwkset.JWK) (*keySet, error) {
 	set := &keySet{}
-	for i, raw := range doc.Keys {
-		var k jwk
-		if err := json.Unmarshal(raw, &k); err != nil {
-			return nil, fmt.Errorf("JWK set: keys[%d]: %w", i, err)
-		}
-		if k.Use != "" && k.Use != "sig" {
-			continue
-		}
-		key, err := k.publicKey()
+	for _, j := range jwks {
+		m := j.Marshal()
+		key, err := signingKey(j)
 		if err != nil {
-			return nil, fmt.Errorf("JWK set: keys[%d] (kid %q): %w", i, k.Kid, err)
+			return nil, fmt.Errorf("JWK set: kid %q: %w", m.KID, err)
 		}
-		if key == nil {
-			continue
+		if key != nil {
+			set.add(m.KID, jwkKey{key: key, alg: m.ALG.String()})
 		}
-		if err := checkPublicKey(key); err != nil {
-			return nil, fmt.Errorf("JWK set: keys[%d] (kid %q): %w", i, k.Kid, err)
-		}
-		set.add(k.Kid, jwkKey{key: key, alg: k.Alg})
 	}
 	if len(set.byKid) == 0 && len(set.noKid) == 0 {
 		return nil, errors.New("JWK set has no usable signing keys")
@@ -196,72 +195,22 @@ func parseJWKS(data []byte) (*keySet, error) {
 	return set, nil
 }
 
-// publicKey returns the key k describes, or nil for a key type that is skipped.
-func (k *jwk) publicKey() (any, error) {
-	b64 := func(field, s string) ([]byte, error) {
-		if s == "" {
-			return nil, fmt.Errorf("%s is missing", field)
-		}
-		b, err := base64.RawURLEncoding.DecodeString(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", field, err)
-		}
-		return b, nil
+// signingKey returns the public key j holds for verifying signatures, or nil when j is not
+// such a key. A symmetric ("oct") key is never returned: HMAC secrets come only from hmac_secret.
+func signingKey(j jwkset.JWK) (any, error) {
+	m := j.Marshal()
+	if (m.USE != "" && m.USE != jwkset.UseSig) || m.KTY == jwkset.KtyOct {
+		return nil, nil
 	}
-	switch k.Kty {
-	case "RSA":
-		n, err := b64("n", k.N)
-		if err != nil {
-			return nil, err
-		}
-		e, err := b64("e", k.E)
-		if err != nil {
-			return nil, err
-		}
-		ei := new(big.Int).SetBytes(e)
-		if !ei.IsInt64() || ei.Int64() < 3 || ei.Int64() > 1<<31-1 {
-			return nil, errors.New("e is out of range")
-		}
-		return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(ei.Int64())}, nil
-	case "EC":
-		curves := map[string]struct {
-			c    elliptic.Curve
-			size int
-		}{"P-256": {elliptic.P256(), 32}, "P-384": {elliptic.P384(), 48}, "P-521": {elliptic.P521(), 66}}
-		c, ok := curves[k.Crv]
-		if !ok {
-			return nil, fmt.Errorf("unsupported curve %q", k.Crv)
-		}
-		x, err := b64("x", k.X)
-		if err != nil {
-			return nil, err
-		}
-		y, err := b64("y", k.Y)
-		if err != nil {
-			return nil, err
-		}
-		if len(x) != c.size || len(y) != c.size {
-			return nil, fmt.Errorf("x and y must be %d bytes for %s", c.size, k.Crv)
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(c.c, append(append([]byte{4}, x...), y...))
-		if err != nil {
-			return nil, err
-		}
-		return pub, nil
-	case "OKP":
-		if k.Crv != "Ed25519" {
-			return nil, nil // X25519 and others do not sign
-		}
-		x, err := b64("x", k.X)
-		if err != nil {
-			return nil, err
-		}
-		if len(x) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("x must be %d bytes", ed25519.PublicKeySize)
-		}
-		return ed25519.PublicKey(x), nil
+	key := j.Key()
+	if priv, ok := key.(interface{ Public() crypto.PublicKey }); ok {
+		key = priv.Public()
 	}
-	return nil, nil // "oct" (symmetric) and unknown types are never used for verification
+	switch key.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		return key, checkPublicKey(key)
+	}
+	return nil, nil // X25519 and other keys that do not sign
 }
 
 // staticKeys is a key set fixed at load (keys_file, hmac_secret).

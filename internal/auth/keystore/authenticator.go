@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/llm"
 )
@@ -20,7 +22,8 @@ const (
 	// store again. A token unknown now cannot become valid later (secrets are 256-bit random and
 	// revocation is final), so this only bounds memory churn.
 	DefaultNegativeTTL = time.Minute
-	// DefaultMaxEntries bounds each of the found and refused caches.
+	// DefaultMaxEntries bounds each of the found and refused caches; a full cache drops its least
+	// recently used entry.
 	DefaultMaxEntries = 10_000
 	// DefaultLookupTimeout bounds one store lookup.
 	DefaultLookupTimeout = 5 * time.Second
@@ -53,10 +56,19 @@ type Authenticator struct {
 	max           int
 	now           func() time.Time
 
+	// mu guards inflight, and makes reading the caches and joining or starting a lookup one step
+	// against a lookup that finishes (caches its outcome and leaves inflight).
 	mu       sync.Mutex
-	found    map[[sha256.Size]byte]foundEntry
-	refused  map[[sha256.Size]byte]refusedEntry
+	found    *lru.Cache[[sha256.Size]byte, foundEntry]
+	refused  *lru.Cache[[sha256.Size]byte, refusedEntry]
 	inflight map[[sha256.Size]byte]*lookup
+}
+
+// cacheEntry is what the found and refused caches hold: an outcome valid until a deadline on the
+// Authenticator's clock, about the key with an id.
+type cacheEntry interface {
+	deadline() time.Time
+	key() string
 }
 
 type foundEntry struct {
@@ -66,11 +78,17 @@ type foundEntry struct {
 	until   time.Time // cache deadline
 }
 
+func (e foundEntry) deadline() time.Time { return e.until }
+func (e foundEntry) key() string         { return e.keyID }
+
 type refusedEntry struct {
 	err   *llm.Error
 	keyID string // "" for unknown tokens
 	until time.Time
 }
+
+func (e refusedEntry) deadline() time.Time { return e.until }
+func (e refusedEntry) key() string         { return e.keyID }
 
 type lookup struct {
 	done chan struct{}
@@ -104,8 +122,6 @@ func NewAuthenticator(f Finder, opts ...AuthOption) *Authenticator {
 	a := &Authenticator{
 		f: f, ttl: DefaultCacheTTL, negTT: DefaultNegativeTTL, lookupTimeout: DefaultLookupTimeout,
 		max: DefaultMaxEntries, now: time.Now,
-		found:    map[[sha256.Size]byte]foundEntry{},
-		refused:  map[[sha256.Size]byte]refusedEntry{},
 		inflight: map[[sha256.Size]byte]*lookup{},
 	}
 	for _, o := range opts {
@@ -114,6 +130,8 @@ func NewAuthenticator(f Finder, opts ...AuthOption) *Authenticator {
 	if a.max <= 0 {
 		a.max = DefaultMaxEntries
 	}
+	a.found = newCache[foundEntry](a.max)
+	a.refused = newCache[refusedEntry](a.max)
 	if a.lookupTimeout <= 0 {
 		a.lookupTimeout = DefaultLookupTimeout
 	}
@@ -158,14 +176,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (*auth.P
 	h := HashSecret(token)
 	now := a.now()
 	a.mu.Lock()
-	if e, ok := a.found[h]; ok && now.Before(e.until) {
+	if e, ok := fresh(a.found, h, now); ok {
 		a.mu.Unlock()
 		if !e.expires.IsZero() && !now.Before(e.expires) {
 			return nil, errExpired()
 		}
 		return e.p, nil
 	}
-	if e, ok := a.refused[h]; ok && now.Before(e.until) {
+	if e, ok := fresh(a.refused, h, now); ok {
 		a.mu.Unlock()
 		return nil, e.err
 	}
@@ -202,20 +220,17 @@ func (a *Authenticator) remember(h [sha256.Size]byte, k *Key, err error, now tim
 	switch {
 	case errors.Is(err, ErrNotFound):
 		if a.negTT > 0 {
-			evict(a.refused, a.max, now, func(e refusedEntry) time.Time { return e.until })
-			a.refused[h] = refusedEntry{err: errInvalid(), until: now.Add(a.negTT)}
+			a.refused.Add(h, refusedEntry{err: errInvalid(), until: now.Add(a.negTT)})
 		}
 	case err != nil:
 		// Not cached: the store may answer next time.
 	case k.Revoked():
 		if a.negTT > 0 {
-			evict(a.refused, a.max, now, func(e refusedEntry) time.Time { return e.until })
-			a.refused[h] = refusedEntry{err: errRevoked(), keyID: k.ID, until: now.Add(a.negTT)}
+			a.refused.Add(h, refusedEntry{err: errRevoked(), keyID: k.ID, until: now.Add(a.negTT)})
 		}
 	default:
 		if a.ttl > 0 {
-			evict(a.found, a.max, now, func(e foundEntry) time.Time { return e.until })
-			a.found[h] = foundEntry{p: principal(k), keyID: k.ID, expires: k.ExpiresAt, until: now.Add(a.ttl)}
+			a.found.Add(h, foundEntry{p: principal(k), keyID: k.ID, expires: k.ExpiresAt, until: now.Add(a.ttl)})
 		}
 	}
 }
@@ -244,33 +259,34 @@ func principal(k *Key) *auth.Principal {
 func (a *Authenticator) Invalidate(id string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for h, e := range a.found {
-		if e.keyID == id {
-			delete(a.found, h)
-		}
-	}
-	for h, e := range a.refused {
-		if e.keyID == id {
-			delete(a.refused, h)
-		}
-	}
+	forget(a.found, id)
+	forget(a.refused, id)
 }
 
-// evict makes room for one entry in m: it drops the entries past their deadline and, if m is
-// still full, arbitrary ones.
-func evict[E any](m map[[sha256.Size]byte]E, max int, now time.Time, until func(E) time.Time) {
-	if len(m) < max {
-		return
+func newCache[E cacheEntry](size int) *lru.Cache[[sha256.Size]byte, E] {
+	c, err := lru.New[[sha256.Size]byte, E](size)
+	if err != nil {
+		panic(err) // only for a size below 1
 	}
-	for h, e := range m {
-		if !now.Before(until(e)) {
-			delete(m, h)
-		}
+	return c
+}
+
+// fresh returns c's entry for h if its deadline is after now. An entry past it is removed.
+func fresh[E cacheEntry](c *lru.Cache[[sha256.Size]byte, E], h [sha256.Size]byte, now time.Time) (E, bool) {
+	e, ok := c.Get(h)
+	if ok && !now.Before(e.deadline()) {
+		c.Remove(h)
+		var zero E
+		return zero, false
 	}
-	for h := range m {
-		if len(m) < max {
-			break
+	return e, ok
+}
+
+// forget removes c's entries about the key with the given id.
+func forget[E cacheEntry](c *lru.Cache[[sha256.Size]byte, E], id string) {
+	for _, h := range c.Keys() {
+		if e, ok := c.Peek(h); ok && e.key() == id {
+			c.Remove(h)
 		}
-		delete(m, h)
 	}
 }
