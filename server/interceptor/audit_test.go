@@ -107,13 +107,7 @@ func TestAuditRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := st.Recv(); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
+	drain(t, st)
 
 	got := rec.all()
 	if len(got) != 3 {
@@ -171,13 +165,7 @@ func TestAuditAndLimitsShareTheRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := st.Recv(); err == io.EOF {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	}
+	drain(t, st)
 	got := rec.all()
 	if len(got) != 2 {
 		t.Fatalf("%d entries, want 2", len(got))
@@ -354,5 +342,17 @@ func BenchmarkAudit(b *testing.B) {
 				b.ReportMetric(float64(w.Dropped()), "dropped")
 			}
 		})
+	}
+}
+
+// drain reads st to its end, failing t on an error.
+func drain[T any](t *testing.T, st interface{ Recv() (T, error) }) {
+	t.Helper()
+	for {
+		if _, err := st.Recv(); err == io.EOF {
+			return
+		} else if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
