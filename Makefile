@@ -33,6 +33,18 @@ test-short: test-tools ## Fast unit tests only
 
 test-tools: $(GRPCURL) $(NODE_E2E) ## Install the pinned tools the tests run: tools/bin/grpcurl, test/node/node_modules
 
+# Fuzzing: every func FuzzXxx in a _test.go file, found in the source, one at a time (go test
+# -fuzz takes one target). Their seed corpora (f.Add and testdata/fuzz/) also run in make test.
+FUZZTIME ?= 20s
+.PHONY: fuzz
+fuzz: ## Run every Fuzz target for FUZZTIME each (default 20s): make fuzz FUZZTIME=1m
+	@set -e; for file in $$(grep -rl --include='*_test.go' --exclude-dir=node_modules '^func Fuzz' . | sort); do \
+	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$file"); do \
+	    echo "== $$target ($$(dirname "$$file"), $(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$(dirname "$$file")"; \
+	  done; \
+	done
+
 tools: $(BUF) ## Install pinned npm tools (buf)
 
 $(BUF): tools/package.json tools/package-lock.json

@@ -292,6 +292,9 @@ func ChatResponseFromPB(r *pb.CreateChatCompletionResponse) *llm.ChatResponse {
 	}
 	for i, c := range r.GetChoices() {
 		m := c.GetMessage()
+		if m == nil { // an upstream may leave it out: its optional fields are read directly
+			m = &pb.AssistantMessage{}
+		}
 		out.Choices[i] = llm.Choice{
 			Index:            c.GetIndex(),
 			Content:          m.Content,
@@ -343,6 +346,9 @@ func ChunkFromPB(r *pb.StreamChatCompletionResponse) *llm.Chunk {
 	}
 	for i, c := range r.GetChoices() {
 		d := c.GetDelta()
+		if d == nil { // as for ChatResponseFromPB's message
+			d = &pb.Delta{}
+		}
 		ch := llm.ChunkChoice{
 			Index:            c.GetIndex(),
 			Role:             d.GetRole(),

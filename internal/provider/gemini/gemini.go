@@ -198,7 +198,7 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 		if err := p.decodeBody(ctx, resp, &er); err != nil {
 			return nil, err
 		}
-		if er.Embedding == nil {
+		if er.Embedding == nil || er.Embedding.Values == nil {
 			return nil, p.badAnswer(fmt.Errorf("embedContent answer without an embedding"))
 		}
 		out.Vectors = [][]float32{er.Embedding.Values}
@@ -223,6 +223,9 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	}
 	out.Vectors = make([][]float32, n)
 	for i := range er.Embeddings {
+		if er.Embeddings[i].Values == nil {
+			return nil, p.badAnswer(fmt.Errorf("embedding %d without values", i))
+		}
 		out.Vectors[i] = er.Embeddings[i].Values
 	}
 	return out, nil

@@ -43,7 +43,9 @@ func fromStatus(st *status.Status, name string, midStream bool) *llm.Error {
 		md := info.GetMetadata()
 		e := &llm.Error{Kind: k, Message: st.Message(), Code: md[errmap.MetaCode], Param: md[errmap.MetaParam], Provider: name,
 			UpstreamStatus: k.Info().HTTPStatus, UpstreamMessage: upstreamMsg}
-		if n, err := strconv.Atoi(md[errmap.MetaHTTPStatus]); err == nil && n > 0 {
+		// Only an error status: the REST edge writes it as is, and net/http panics on a code
+		// outside 100-999.
+		if n, err := strconv.Atoi(md[errmap.MetaHTTPStatus]); err == nil && n >= 400 && n <= 599 {
 			e.UpstreamStatus = n
 			if n != k.Info().HTTPStatus {
 				e.HTTPStatus = n // a business 422, say

@@ -182,6 +182,9 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	if len(er.Embeddings) != n {
 		return nil, badAnswer(p.cfg.Name, fmt.Errorf("%d embeddings for %d inputs", len(er.Embeddings), n))
 	}
+	if i := slices.IndexFunc(er.Embeddings, func(v []float32) bool { return v == nil }); i >= 0 {
+		return nil, badAnswer(p.cfg.Name, fmt.Errorf("embedding %d is null", i))
+	}
 	return &llm.EmbeddingResponse{Model: er.Model, Vectors: er.Embeddings, PromptTokens: er.PromptEvalCount}, nil
 }
 

@@ -159,6 +159,9 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	}
 	out := &llm.EmbeddingResponse{Model: er.Model, Vectors: make([][]float32, n), PromptTokens: er.Usage.PromptTokens}
 	for _, d := range er.Data {
+		if d.Embedding == nil {
+			return nil, p.badAnswer(fmt.Errorf("embedding %d without a vector", d.Index))
+		}
 		if d.Index < 0 || d.Index >= n || out.Vectors[d.Index] != nil {
 			return nil, p.badAnswer(fmt.Errorf("embedding index %d out of range or repeated (%d inputs)", d.Index, n))
 		}

@@ -34,7 +34,7 @@ func (l *LineReader) ReadLine() ([]byte, error) {
 	if errors.Is(err, bufio.ErrBufferFull) {
 		l.long = append(l.long[:0], line...)
 		for errors.Is(err, bufio.ErrBufferFull) {
-			if len(l.long) > l.max {
+			if len(l.long) > l.max+1 { // +1: a "\r" still to be trimmed may end the buffer
 				return nil, fmt.Errorf("%w: over %d bytes", ErrLineTooLong, l.max)
 			}
 			line, err = l.r.ReadSlice('\n')

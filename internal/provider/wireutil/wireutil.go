@@ -6,6 +6,7 @@ package wireutil
 import (
 	"context"
 	"errors"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -33,11 +34,14 @@ func Truncate(s string, n int) string {
 }
 
 // RetryAfter reads retry-after-ms (milliseconds, sent by OpenAI and Azure) or Retry-After
-// (seconds or an HTTP date, relative to now). It returns 0 when neither is usable.
+// (seconds or an HTTP date, relative to now). It returns 0 when neither is usable, and the
+// largest Duration for a delay too long for one.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("Retry-After-Ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
-			return time.Duration(ms * float64(time.Millisecond))
+		if ms, err := strconv.ParseFloat(v, 64); err == nil {
+			if d := toDuration(ms, time.Millisecond); d > 0 {
+				return d
+			}
 		}
 	}
 	v := h.Get("Retry-After")
@@ -45,10 +49,7 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 		return 0
 	}
 	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(s * float64(time.Second))
+		return toDuration(s, time.Second)
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
@@ -56,6 +57,18 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// toDuration returns n units: 0 for NaN, infinities and n <= 0; the largest Duration when n units
+// do not fit in one (a float-to-integer conversion out of range gives a negative Duration).
+func toDuration(n float64, unit time.Duration) time.Duration {
+	if math.IsNaN(n) || math.IsInf(n, 0) || n <= 0 {
+		return 0
+	}
+	if d := n * float64(unit); d < math.MaxInt64 {
+		return time.Duration(d)
+	}
+	return math.MaxInt64
 }
 
 // ClassifyTransport turns an error from sending a request or reading an answer into an
