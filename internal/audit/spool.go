@@ -126,7 +126,7 @@ func OpenSpool(c SpoolConfig, log *slog.Logger) (*Spool, error) {
 		return nil, fmt.Errorf("audit.OpenSpool: %w", err)
 	}
 	if err := s.open(); err != nil {
-		s.closeFiles()
+		_ = s.closeFiles()
 		return nil, fmt.Errorf("audit.OpenSpool %s: %w", s.dir, err)
 	}
 	if s.fsync == FsyncInterval {
@@ -175,7 +175,7 @@ func (s *Spool) open() error {
 		if id == curID {
 			start = max(start, curOff)
 		}
-		n, err := s.recover(seg, start)
+		n, err := s.scan(seg, start)
 		if err != nil {
 			return err
 		}
@@ -191,9 +191,9 @@ func (s *Spool) open() error {
 	return nil
 }
 
-// recover checks seg's frames from start, truncates it after the last good one, and returns
+// scan checks seg's frames from start, truncates it after the last good one, and returns
 // how many there are.
-func (s *Spool) recover(seg *segment, start int64) (int64, error) {
+func (s *Spool) scan(seg *segment, start int64) (int64, error) {
 	fi, err := seg.f.Stat()
 	if err != nil {
 		return 0, err
