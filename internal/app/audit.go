@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +31,7 @@ const (
 const (
 	DefaultAuditPruneInterval = time.Hour
 	DefaultAuditFile          = "data/audit.jsonl"
+	DefaultAuditSpoolDir      = "data/audit-spool"
 )
 
 // AuditConfig is the audit section: one hash-chained record per request (docs/audit.md).
@@ -49,6 +51,15 @@ type AuditConfig struct {
 	// BufferSize bounds the records waiting to be written; beyond it records are dropped,
 	// counted in switchyard.audit.records.dropped and logged (default 8192).
 	BufferSize int `yaml:"buffer_size"`
+	// Spool keeps the records the sink does not take (slow or down) on disk until it does
+	// (default: data/audit-spool, 1 GiB, fsync every 100ms).
+	Spool audit.SpoolConfig `yaml:"spool"`
+	// RequiredTenants require their audit records ("*": every tenant): when the spool is full,
+	// OnSpoolFull applies to their requests. Default: none.
+	RequiredTenants []string `yaml:"required_tenants"`
+	// OnSpoolFull is fail_closed (default: their new requests are refused with 503 UNAVAILABLE)
+	// or fail_open (served; their records are dropped and counted).
+	OnSpoolFull string `yaml:"on_spool_full"`
 	// Bodies keeps request and response bodies, redacted and sealed (off by default).
 	Bodies audit.BodyConfig `yaml:"bodies"`
 }
@@ -59,6 +70,11 @@ func (c *AuditConfig) applyDefaults() {
 	setDefault(&c.PruneInterval, DefaultAuditPruneInterval)
 	setDefault(&c.BufferSize, audit.DefaultBufferSize)
 	setDefault(&c.Bodies.MaxBytes, audit.DefaultBodyMaxBytes)
+	setDefault(&c.Spool.Dir, DefaultAuditSpoolDir)
+	setDefault(&c.Spool.MaxBytes, audit.DefaultSpoolMaxBytes)
+	setDefault(&c.Spool.Fsync, audit.FsyncInterval)
+	setDefault(&c.Spool.FsyncInterval, audit.DefaultSpoolFsyncInterval)
+	setDefault(&c.OnSpoolFull, audit.FailClosed)
 	if c.Sink == AuditSinkJSONL {
 		setDefault(&c.File, DefaultAuditFile)
 	}
@@ -92,6 +108,27 @@ func (c *AuditConfig) validate(add func(format string, args ...any)) {
 	}
 	if c.BufferSize < 0 || c.Bodies.MaxBytes < 0 {
 		add("audit: buffer_size and bodies.max_bytes must not be negative")
+	}
+	if c.Spool.MaxBytes < -1 {
+		add("audit.spool.max_bytes: %d (want a size in bytes, or -1 for no spool)", c.Spool.MaxBytes)
+	}
+	switch c.Spool.Fsync {
+	case "", audit.FsyncAlways, audit.FsyncInterval, audit.FsyncNever:
+	default:
+		add("audit.spool.fsync: unknown policy %q (want %s, %s or %s)", c.Spool.Fsync, audit.FsyncAlways, audit.FsyncInterval, audit.FsyncNever)
+	}
+	if c.Spool.FsyncInterval < 0 {
+		add("audit.spool.fsync_interval: must not be negative")
+	}
+	switch c.OnSpoolFull {
+	case "", audit.FailClosed, audit.FailOpen:
+	default:
+		add("audit.on_spool_full: unknown policy %q (want %s or %s)", c.OnSpoolFull, audit.FailClosed, audit.FailOpen)
+	}
+	for _, t := range c.RequiredTenants {
+		if t == "" || strings.HasPrefix(t, "_") {
+			add("audit.required_tenants: %q is not a tenant name", t)
+		}
 	}
 	if _, err := audit.NewRedactor(c.Bodies.RedactPaths, c.Bodies.RedactPatterns); err != nil {
 		add("audit.bodies: %w", err)
@@ -148,8 +185,22 @@ func buildAudit(ctx context.Context, c AuditConfig, mp metric.MeterProvider, log
 		}
 		sink = a.store
 	}
+	var spool *audit.Spool
+	if c.Spool.MaxBytes != -1 {
+		if spool, err = audit.OpenSpool(c.Spool, log); err != nil {
+			_ = sink.Close()
+			if a.db != nil {
+				_ = a.db.Close()
+			}
+			return nil, fmt.Errorf("audit: %w", err)
+		}
+		if n := spool.Len(); n > 0 {
+			log.Info("audit records left in the spool by the last run; replaying them", "records", n)
+		}
+	}
 	a.writer = audit.NewWriter(sink, audit.WriterOptions{BufferSize: c.BufferSize, Logger: log,
-		MeterProvider: mp, Redactor: red, Keyring: keys})
+		MeterProvider: mp, Redactor: red, Keyring: keys, Spool: spool,
+		RequiredTenants: c.RequiredTenants, OnSpoolFull: c.OnSpoolFull})
 	if a.store != nil {
 		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		a.stopPrun, a.pruned = cancel, make(chan struct{})

@@ -33,6 +33,12 @@ func TestAuditConfig(t *testing.T) {
 		{"bad pattern", "audit: {enabled: true, bodies: {redact_patterns: ['(']}}\n", "audit.bodies"},
 		{"bad key", "audit: {enabled: true, bodies: {encryption: {keys: [{id: k, key: AAAA, primary: true}]}}}\n", "audit.bodies.encryption"},
 		{"unknown field", "audit: {enabeld: true}\n", "enabeld"},
+		{"spool", "audit: {spool: {dir: /tmp/s, max_bytes: 1048576, fsync: always}, required_tenants: [acme, '*'], on_spool_full: fail_open}\n", ""},
+		{"no spool", "audit: {spool: {max_bytes: -1}}\n", ""},
+		{"bad spool size", "audit: {spool: {max_bytes: -2}}\n", "audit.spool.max_bytes"},
+		{"bad fsync", "audit: {spool: {fsync: sometimes}}\n", "audit.spool.fsync"},
+		{"bad policy", "audit: {on_spool_full: fail_maybe}\n", "audit.on_spool_full"},
+		{"reserved required tenant", "audit: {required_tenants: [_unauthenticated]}\n", "audit.required_tenants"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,6 +61,10 @@ func TestAuditConfig(t *testing.T) {
 	if a := cfg.Audit; a.Sink != AuditSinkSQL || a.Retention != audit.DefaultRetention || a.PruneInterval != DefaultAuditPruneInterval ||
 		a.BufferSize != audit.DefaultBufferSize || a.Bodies.Enabled {
 		t.Errorf("defaults = %+v", a)
+	}
+	if a, sp := cfg.Audit, cfg.Audit.Spool; sp.Dir != DefaultAuditSpoolDir || sp.MaxBytes != audit.DefaultSpoolMaxBytes || sp.Fsync != audit.FsyncInterval ||
+		sp.FsyncInterval != audit.DefaultSpoolFsyncInterval || a.OnSpoolFull != audit.FailClosed || len(a.RequiredTenants) != 0 {
+		t.Errorf("spool defaults = %+v, on_spool_full %q, required %v", sp, a.OnSpoolFull, a.RequiredTenants)
 	}
 }
 
@@ -98,6 +108,9 @@ func TestAuditOnByDefault(t *testing.T) {
 			if cfg.Audit.SQL.DataDir != c.wantDataDir || (c.wantFile != "" && cfg.Audit.File != c.wantFile) {
 				t.Errorf("after SetDataDir: data dir %q file %q; want %q %q", cfg.Audit.SQL.DataDir, cfg.Audit.File, c.wantDataDir, c.wantFile)
 			}
+			if c.wantEnabled && cfg.Audit.Spool.Dir != "/tmp/t/audit-spool" {
+				t.Errorf("after SetDataDir: spool dir %q, want /tmp/t/audit-spool", cfg.Audit.Spool.Dir)
+			}
 		})
 	}
 }
@@ -109,6 +122,7 @@ func TestAuditJSONL(t *testing.T) {
 	cfg := testConfig()
 	cfg.Audit = AuditConfig{Enabled: true, Sink: AuditSinkJSONL, File: file}
 	cfg.Audit.applyDefaults()
+	cfg.Audit.Spool.Dir = filepath.Join(t.TempDir(), "spool")
 	inst, err := Start(context.Background(), cfg, quiet)
 	if err != nil {
 		t.Fatal(err)

@@ -286,9 +286,9 @@ func (c *Config) applyDefaults() {
 }
 
 // SetDataDir makes every embedded SQLite database that would default to the working directory's
-// data/ (the audit log, keys and session archives with no dsn and no data_dir) and the jsonl
-// audit file left at its default live in dir instead. Tests pass t.TempDir(), so that audit,
-// on by default, writes no files into package directories.
+// data/ (the audit log, keys and session archives with no dsn and no data_dir), and the jsonl
+// audit file and the audit spool left at their defaults, live in dir instead. Tests pass
+// t.TempDir(), so that audit, on by default, writes no files into package directories.
 func (c *Config) SetDataDir(dir string) {
 	for _, db := range []*database.Config{&c.Audit.SQL, &c.Keys.SQL, &c.Sessions.SQL} {
 		if (db.Driver == "" || db.Driver == database.SQLite) && db.DSN == "" && db.DataDir == "" {
@@ -297,6 +297,9 @@ func (c *Config) SetDataDir(dir string) {
 	}
 	if c.Audit.File == DefaultAuditFile {
 		c.Audit.File = filepath.Join(dir, filepath.Base(DefaultAuditFile))
+	}
+	if c.Audit.Spool.Dir == DefaultAuditSpoolDir {
+		c.Audit.Spool.Dir = filepath.Join(dir, filepath.Base(DefaultAuditSpoolDir))
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package audit keeps Switchyard's audit log: one Record per request (gRPC and REST alike),
 // written off the request path by a Writer through a bounded buffer into a Sink (the SQL Store,
-// or a JSON-lines file), and kept 180 days by default.
+// or a JSON-lines file), and kept 180 days by default. While the sink is slow or down, records
+// wait in a Spool on disk and reach the sink in order once it is back.
 //
 // # Tamper evidence
 //
@@ -32,7 +33,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchyard/switchyard/internal/llm"
 )
@@ -111,50 +114,91 @@ const canonicalVersion = "switchyard.audit.v1\n"
 // its length as 4 bytes big-endian followed by its bytes. The encoding is unambiguous: no two
 // different records serialise to the same bytes.
 func (r *Record) ComputeHash(prev []byte) []byte {
-	h := sha256.New()
-	var buf [8]byte
-	putInt := func(v int64) {
-		binary.BigEndian.PutUint64(buf[:], uint64(v))
-		h.Write(buf[:])
-	}
-	putBytes := func(b []byte) {
-		binary.BigEndian.PutUint32(buf[:4], uint32(len(b)))
-		h.Write(buf[:4])
-		h.Write(b)
-	}
-	putString := func(s string) {
-		binary.BigEndian.PutUint32(buf[:4], uint32(len(s)))
-		h.Write(buf[:4])
-		h.Write([]byte(s))
-	}
-	h.Write([]byte(canonicalVersion))
 	if len(prev) == 0 {
 		prev = make([]byte, HashSize)
 	}
-	h.Write(prev)
-	putString(r.Tenant)
-	putInt(r.Seq)
-	putInt(r.Time.UnixMicro())
-	putString(r.RequestID)
-	putString(r.TraceID)
-	putString(r.Subject)
-	putString(r.KeyName)
-	putString(r.User)
-	putString(r.Transport)
-	putString(r.RPC)
-	putString(r.Model)
-	putString(r.Target)
-	putInt(int64(r.Attempts))
-	putString(r.Class)
-	putString(r.Code)
-	putInt(r.InputTokens)
-	putInt(r.OutputTokens)
-	putInt(r.Latency.Microseconds())
-	putString(r.ClientAddr)
-	putString(r.ForwardedFor)
-	putString(r.BodyKeyID)
-	putBytes(r.BodyDigest)
-	return h.Sum(nil)
+	buf := make([]byte, 0, len(canonicalVersion)+HashSize+256)
+	buf = append(append(buf, canonicalVersion...), prev...)
+	s := sha256.Sum256(r.appendFields(buf))
+	return s[:]
+}
+
+// appendFields appends the fields ComputeHash covers, from Tenant to BodyDigest, in its encoding.
+// The spool stores records in the same encoding (spool.go).
+func (r *Record) appendFields(b []byte) []byte {
+	b = appendString(b, r.Tenant)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(r.Time.UnixMicro()))
+	for _, s := range []string{r.RequestID, r.TraceID, r.Subject, r.KeyName, r.User, r.Transport, r.RPC, r.Model, r.Target} {
+		b = appendString(b, s)
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(int64(r.Attempts)))
+	b = appendString(b, r.Class)
+	b = appendString(b, r.Code)
+	for _, v := range []int64{r.InputTokens, r.OutputTokens, r.Latency.Microseconds()} {
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	b = appendString(b, r.ClientAddr)
+	b = appendString(b, r.ForwardedFor)
+	b = appendString(b, r.BodyKeyID)
+	return appendString(b, string(r.BodyDigest))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+// errFields is returned by fieldReader for bytes appendFields did not make.
+var errFields = errors.New("audit: malformed record encoding")
+
+// fieldReader reads what appendFields wrote.
+type fieldReader struct {
+	b   []byte
+	err error
+}
+
+func (d *fieldReader) int() int64 {
+	if len(d.b) < 8 {
+		d.err = errFields
+		return 0
+	}
+	v := int64(binary.BigEndian.Uint64(d.b))
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *fieldReader) bytes() []byte {
+	if len(d.b) < 4 || uint64(len(d.b)-4) < uint64(binary.BigEndian.Uint32(d.b)) {
+		d.err = errFields
+		d.b = nil
+		return nil
+	}
+	n := binary.BigEndian.Uint32(d.b)
+	v := d.b[4 : 4+n : 4+n]
+	d.b = d.b[4+n:]
+	if n == 0 {
+		return nil
+	}
+	return v
+}
+
+func (d *fieldReader) string() string { return string(d.bytes()) }
+
+// readFields sets r's fields from what appendFields wrote at the start of d.
+func (d *fieldReader) readFields(r *Record) {
+	r.Tenant, r.Seq, r.Time = d.string(), d.int(), time.UnixMicro(d.int()).UTC()
+	for _, s := range []*string{&r.RequestID, &r.TraceID, &r.Subject, &r.KeyName, &r.User, &r.Transport, &r.RPC, &r.Model, &r.Target} {
+		*s = d.string()
+	}
+	r.Attempts = int(d.int())
+	r.Class, r.Code = d.string(), d.string()
+	r.InputTokens, r.OutputTokens = d.int(), d.int()
+	r.Latency = time.Duration(d.int()) * time.Microsecond
+	r.ClientAddr, r.ForwardedFor, r.BodyKeyID = d.string(), d.string(), d.string()
+	if dg := d.bytes(); dg != nil {
+		r.BodyDigest = append([]byte(nil), dg...)
+	}
 }
 
 // chain sets r's Seq, PrevHash and Hash as the record after (seq, prev) and normalises Time and
@@ -168,6 +212,17 @@ func (r *Record) chain(seq int64, prev []byte) {
 	r.Seq = seq
 	r.PrevHash = prev
 	r.Hash = r.ComputeHash(prev)
+}
+
+// sanitize makes r's text fields valid UTF-8 without NUL bytes (invalid bytes and NUL become
+// U+FFFD): PostgreSQL refuses both in text, and JSON lines would not keep them as hashed.
+func (r *Record) sanitize() {
+	for _, s := range []*string{&r.Tenant, &r.RequestID, &r.TraceID, &r.Subject, &r.KeyName, &r.User, &r.Transport,
+		&r.RPC, &r.Model, &r.Target, &r.Class, &r.Code, &r.ClientAddr, &r.ForwardedFor, &r.BodyKeyID} {
+		if !utf8.ValidString(*s) || strings.IndexByte(*s, 0) >= 0 {
+			*s = strings.ReplaceAll(strings.ToValidUTF8(*s, "\uFFFD"), "\x00", "\uFFFD")
+		}
+	}
 }
 
 // Sink stores records. Append assigns each record its Seq, PrevHash and Hash (in order, per

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -99,26 +100,43 @@ func OpenJSONL(path string) (*JSONLSink, error) {
 	return &JSONLSink{f: f, w: bufio.NewWriterSize(f, 64<<10), heads: heads}, nil
 }
 
-// Append chains recs, writes them and flushes the file (without fsync).
+// Append chains recs, writes them and flushes the file (without fsync). When it fails, it
+// leaves the file and the chain heads as they were, so that the writer's retry continues the
+// chains where they ended.
 func (s *JSONLSink) Append(_ context.Context, recs []*Record) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.f == nil {
 		return errors.New("audit.JSONLSink: closed")
 	}
-	enc := json.NewEncoder(s.w)
-	for _, r := range recs {
-		h := s.heads[r.Tenant]
-		r.chain(h.seq+1, h.hash)
-		if err := enc.Encode(toJSON(r)); err != nil {
-			return fmt.Errorf("audit.JSONLSink.Append: %w", err)
-		}
-		s.heads[r.Tenant] = jsonHead{r.Seq, r.Hash}
-	}
-	if err := s.w.Flush(); err != nil {
+	size, err := s.f.Seek(0, io.SeekEnd) // the buffer is empty between appends
+	if err != nil {
 		return fmt.Errorf("audit.JSONLSink.Append: %w", err)
 	}
+	heads := map[string]jsonHead{}
+	enc := json.NewEncoder(s.w)
+	for _, r := range recs {
+		h, ok := heads[r.Tenant]
+		if !ok {
+			h = s.heads[r.Tenant]
+		}
+		r.chain(h.seq+1, h.hash)
+		if err := enc.Encode(toJSON(r)); err != nil {
+			return s.undo(size, err)
+		}
+		heads[r.Tenant] = jsonHead{r.Seq, r.Hash}
+	}
+	if err := s.w.Flush(); err != nil {
+		return s.undo(size, err)
+	}
+	maps.Copy(s.heads, heads)
 	return nil
+}
+
+// undo drops what a failed Append wrote, in the buffer and in the file beyond size.
+func (s *JSONLSink) undo(size int64, err error) error {
+	s.w.Reset(s.f)
+	return fmt.Errorf("audit.JSONLSink.Append: %w", errors.Join(err, s.f.Truncate(size)))
 }
 
 // Close flushes and closes the file.

@@ -40,7 +40,10 @@ type Store struct {
 	now func() time.Time
 }
 
-var _ Sink = (*Store)(nil)
+var (
+	_ Sink      = (*Store)(nil)
+	_ Container = (*Store)(nil)
+)
 
 // NewStore migrates db's audit schema and returns its store. now is the clock of erasure and
 // pruning timestamps (nil: time.Now).
@@ -113,6 +116,22 @@ func (s *Store) Append(ctx context.Context, recs []*Record) error {
 		return fmt.Errorf("audit.Append: commit: %w", err)
 	}
 	return nil
+}
+
+// Contains reports whether r, as the writer handed it to Append, is stored: a record of its
+// tenant with its request id, time, method, subject, latency and code.
+func (s *Store) Contains(ctx context.Context, r *Record) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, s.db.Rebind(`SELECT 1 FROM audit_records WHERE tenant = ? AND request_id = ?
+		AND ts_us = ? AND rpc = ? AND subject = ? AND latency_us = ? AND code = ? LIMIT 1`),
+		r.Tenant, r.RequestID, r.Time.UnixMicro(), r.RPC, r.Subject, r.Latency.Microseconds(), r.Code).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("audit.Contains: %w", err)
+	}
+	return true, nil
 }
 
 // tenantLockKey is the PostgreSQL advisory lock of a tenant's chain.

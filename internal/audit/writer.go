@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,22 @@ const (
 // Drop reasons (the "reason" attribute of the dropped-records counter).
 const (
 	DropBufferFull = "buffer_full" // the buffer was full: the sink is slower than the traffic
-	DropSinkError  = "sink_error"  // the sink failed on every retry
+	DropSinkError  = "sink_error"  // the sink failed on every retry (no spool)
 	DropClosed     = "closed"      // written after Close
+	DropSpoolFull  = "spool_full"  // the sink was behind and the spool full
+	DropSpoolError = "spool_error" // the sink was behind and the spool could not be written
+	DropRejected   = "rejected"    // the sink answered but refused the record, again and again
 )
+
+// Policies when the spool is full (WriterOptions.OnSpoolFull), for the tenants that require
+// their audit records.
+const (
+	FailClosed = "fail_closed" // Accepting refuses their new requests
+	FailOpen   = "fail_open"   // their requests are served; records that find no room are dropped
+)
+
+// AllTenants in WriterOptions.RequiredTenants makes every tenant require its audit records.
+const AllTenants = "*"
 
 // MetricDropped counts records that were not stored, by reason. Alert on any increase, e.g. in
 // Prometheus: increase(switchyard_audit_records_dropped_total[5m]) > 0.
@@ -34,6 +48,29 @@ const MetricDropped = "switchyard.audit.records.dropped"
 
 // MetricWritten counts records stored.
 const MetricWritten = "switchyard.audit.records.written"
+
+// Metrics of the spool: records and bytes in it (gauges), records stored from it, and requests
+// refused because their tenant requires audit and the spool is full.
+const (
+	MetricSpoolRecords = "switchyard.audit.spool.records"
+	MetricSpoolSize    = "switchyard.audit.spool.size"
+	MetricReplayed     = "switchyard.audit.records.replayed"
+	MetricRefused      = "switchyard.audit.requests.refused"
+)
+
+// DefaultAppendTimeout bounds one Append of a writer with a spool.
+const DefaultAppendTimeout = 30 * time.Second
+
+// memBatches is how many batches a writer with a spool keeps in memory for the sink before it
+// moves them to the spool; memBatchesMax how many when the spool takes no more.
+const (
+	memBatches    = 2
+	memBatchesMax = 4
+)
+
+// rejectAfter is how many times in a row the sink may refuse one record alone before the writer
+// tries the record after it: if the sink takes that one, the refused record is dropped.
+const rejectAfter = 3
 
 // dropLogInterval bounds how often drops are logged.
 const dropLogInterval = 10 * time.Second
@@ -59,12 +96,36 @@ type WriterOptions struct {
 	// no wait). Longer lingers mean fewer, larger transactions.
 	Linger time.Duration
 	// RetryDelays are the waits before retrying a failed Append (default 100ms, 500ms, 2s).
+	// With a spool, the retries go on at the last delay until the sink takes the records.
 	RetryDelays []time.Duration
+
+	// Spool keeps the records the sink has not taken yet when it is slow or down; the writer
+	// owns it from now on (Close closes it). nil: records the sink does not take after the
+	// retries, or that find the buffer full, are dropped.
+	Spool *Spool
+	// RequiredTenants require their audit records ("*": every tenant): when the spool is full,
+	// OnSpoolFull applies to their requests. Other tenants are served and their records that
+	// find no room are dropped and counted.
+	RequiredTenants []string
+	// OnSpoolFull is FailClosed (default) or FailOpen.
+	OnSpoolFull string
+	// AppendTimeout bounds one Append of a writer with a spool (default 30s).
+	AppendTimeout time.Duration
 }
 
 // Writer writes entries to a sink asynchronously through a bounded buffer. Write never blocks:
 // when the buffer is full the entry is dropped, counted (MetricDropped, Dropped) and logged at
 // warn at most every 10 s. A Writer is safe for concurrent use.
+//
+// With a spool, the records leave the buffer for a queue: a few batches in memory, handed to
+// the sink as they come, and the spool on disk as soon as the sink falls behind (it fails, or
+// more than two batches wait). While the spool holds records, every new record goes through it
+// too, so the sink receives the records in the order they were written, and it chains them in
+// that order. A batch leaves the queue only once the sink has stored it; a failed Append is
+// retried (at the last of RetryDelays) until the sink takes it. After a failure, or when the
+// spool had records at the start, the records the sink already holds (an Append that
+// committed but reported an error, or stored before a crash) are skipped when the sink can
+// tell (Contains), so no record is stored twice.
 type Writer struct {
 	sink Sink
 	opts WriterOptions
@@ -79,10 +140,26 @@ type Writer struct {
 	dropped    atomic.Int64
 	lastLog    atomic.Int64 // unix nanos of the last drop warning
 	loggedDrop atomic.Int64 // Dropped() at the last drop warning
+	full       atomic.Bool  // the last record that needed room found none
 
 	droppedC metric.Int64Counter
 	writtenC metric.Int64Counter
 	attrs    map[string]metric.AddOption
+
+	// With a spool (nil otherwise):
+	spool     *Spool
+	required  map[string]bool
+	qmu       sync.Mutex  // guards mem, and keeps spool ++ mem one queue
+	mem       [][]*Record // the queue's tail, after what the spool holds
+	pending   atomic.Int64
+	wake      chan struct{}
+	stopShip  context.CancelFunc
+	shipped   chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	replayedC metric.Int64Counter
+	refusedC  metric.Int64Counter
+	gauges    metric.Registration
 }
 
 // NewWriter starts a writer over sink. Close it to flush.
@@ -113,8 +190,11 @@ func NewWriter(sink Sink, opts WriterOptions) *Writer {
 		metric.WithDescription("Audit records not stored (buffer full, sink failing, or written after close)."))
 	w.writtenC, _ = m.Int64Counter(MetricWritten, metric.WithUnit("{record}"),
 		metric.WithDescription("Audit records stored."))
-	for _, r := range []string{DropBufferFull, DropSinkError, DropClosed} {
+	for _, r := range []string{DropBufferFull, DropSinkError, DropClosed, DropSpoolFull, DropSpoolError, DropRejected} {
 		w.attrs[r] = metric.WithAttributeSet(attribute.NewSet(attribute.String("reason", r)))
+	}
+	if opts.Spool != nil {
+		w.startSpool(m)
 	}
 	go w.run()
 	return w
@@ -153,7 +233,9 @@ func (w *Writer) drop(reason string, n int) {
 }
 
 // Close stops accepting entries, writes what is queued, and closes the sink. It returns early
-// with ctx's error if ctx ends first (the rest is then written in the background).
+// with ctx's error if ctx ends first (the rest is then written in the background). With a
+// spool, what the sink has not taken when ctx ends stays in the spool, read again after the
+// next start, and Close returns nil unless the spool fails.
 func (w *Writer) Close(ctx context.Context) error {
 	w.mu.Lock()
 	if !w.closed {
@@ -161,6 +243,9 @@ func (w *Writer) Close(ctx context.Context) error {
 		close(w.ch)
 	}
 	w.mu.Unlock()
+	if w.spool != nil {
+		return w.closeSpooled(ctx)
+	}
 	select {
 	case <-w.done:
 		return w.sink.Close()
@@ -170,14 +255,19 @@ func (w *Writer) Close(ctx context.Context) error {
 }
 
 // Flush waits until every entry queued before the call has been handed to the sink, or ctx ends.
-// It does not stop the writer.
+// With a spool, it waits until the queue is empty: the sink has stored every record, also those
+// queued after the call. It does not stop the writer.
 func (w *Writer) Flush(ctx context.Context) error {
 	marker := &Entry{flushed: make(chan struct{})}
 	w.mu.RLock()
 	if w.closed {
 		w.mu.RUnlock()
+		done := w.done
+		if w.spool != nil {
+			done = w.shipped
+		}
 		select {
-		case <-w.done:
+		case <-done:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -192,10 +282,13 @@ func (w *Writer) Flush(ctx context.Context) error {
 	}
 	select {
 	case <-marker.flushed:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if w.spool != nil {
+		return w.drained(ctx)
+	}
+	return nil
 }
 
 func (w *Writer) run() {
@@ -245,7 +338,11 @@ func (w *Writer) run() {
 			timer.Stop()
 		}
 		if len(batch) > 0 {
-			w.append(batch)
+			if w.spool != nil {
+				w.enqueue(slices.Clone(batch))
+			} else {
+				w.append(batch)
+			}
 		}
 		for _, m := range markers {
 			close(m)
@@ -253,9 +350,10 @@ func (w *Writer) run() {
 	}
 }
 
-// prepare seals e's body into its record.
+// prepare makes e's record storable and seals its body into it.
 func (w *Writer) prepare(e *Entry) *Record {
 	r := e.Record
+	r.sanitize()
 	if e.Body != nil {
 		if b := e.Body(); b != nil {
 			if err := sealBody(r, b, w.opts.Redactor, w.keys); err != nil {

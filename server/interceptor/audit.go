@@ -123,22 +123,31 @@ func (c *auditCall) body(p *auth.Principal) func() *audit.Body {
 // principalSlot carries the principal the auth interceptor admits back out to the audit
 // interceptor, which runs outside auth and so never sees the context auth returns.
 type principalSlot struct {
-	p atomic.Pointer[auth.Principal]
+	p      atomic.Pointer[auth.Principal]
+	accept func(tenant string) error // audit.Writer.Accepting; nil: every tenant
 }
 
 type principalSlotKey struct{}
 
 // withPrincipalSlot returns ctx with a new, empty slot for notePrincipal to fill.
-func withPrincipalSlot(ctx context.Context) (context.Context, *principalSlot) {
+func withPrincipalSlot(ctx context.Context, a Auditor) (context.Context, *principalSlot) {
 	s := &principalSlot{}
+	if ac, ok := a.(interface{ Accepting(tenant string) error }); ok {
+		s.accept = ac.Accepting
+	}
 	return context.WithValue(ctx, principalSlotKey{}, s), s
 }
 
-// notePrincipal stores p in ctx's principal slot, if the call is audited.
-func notePrincipal(ctx context.Context, p *auth.Principal) {
+// notePrincipal stores p in ctx's principal slot, if the call is audited, and returns the audit
+// log's refusal of p's tenant (its audit is required and cannot be recorded: audit.ErrUnavailable).
+func notePrincipal(ctx context.Context, p *auth.Principal) error {
 	if s, ok := ctx.Value(principalSlotKey{}).(*principalSlot); ok {
 		s.p.Store(p)
+		if s.accept != nil {
+			return s.accept(p.Tenant)
+		}
 	}
+	return nil
 }
 
 // record builds the call's audit record once it has finished with err. p is the principal auth
@@ -231,7 +240,7 @@ func unaryAudit(a Auditor, bodyMax int) grpc.UnaryServerInterceptor {
 		start := time.Now()
 		call := &auditCall{bodyMax: bodyMax}
 		call.setRequest(req)
-		ctx, slot := withPrincipalSlot(ctx)
+		ctx, slot := withPrincipalSlot(ctx, a)
 		defer func() {
 			rec := recover()
 			if rec != nil {
@@ -288,7 +297,7 @@ func streamAudit(a Auditor, bodyMax int) grpc.StreamServerInterceptor {
 		}
 		start := time.Now()
 		call := &auditCall{bodyMax: bodyMax}
-		ctx, slot := withPrincipalSlot(ss.Context())
+		ctx, slot := withPrincipalSlot(ss.Context(), a)
 		defer func() {
 			rec := recover()
 			if rec != nil {

@@ -39,7 +39,9 @@ func authFunc(a auth.Authenticator) grpcauth.AuthFunc {
 				Message: "the credential names a reserved tenant"}).Err()
 		}
 		logging.AddFields(ctx, logging.Fields{fieldTenant, p.Tenant, fieldSubject, p.Subject})
-		notePrincipal(ctx, p)
+		if err := notePrincipal(ctx, p); err != nil {
+			return nil, errmap.ToStatus(err).Err()
+		}
 		return auth.NewContext(ctx, p), nil
 	}
 }
