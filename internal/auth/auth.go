@@ -33,6 +33,11 @@ const (
 	ModeBoth   = "both" // API keys and JWTs
 )
 
+// MaxAPIKeyBytes is the longest API key accepted, in configs and in requests; a longer bearer
+// token that is not a JWT is refused before it is hashed. Generated keys are far shorter (OpenAI's
+// are under 200 bytes, managed keys under 100).
+const MaxAPIKeyBytes = 512
+
 // anonymous is the principal of every caller in mode "none".
 var anonymous = Principal{Tenant: "default", Subject: "anonymous", Scopes: []string{ScopeAll}, Method: ModeNone}
 
@@ -277,6 +282,8 @@ func newAPIKeyAuth(keys []APIKey, now func() time.Time) (*apiKeyAuth, error) {
 		switch {
 		case k.Key != "" && k.SHA256 != "":
 			return nil, fmt.Errorf("%s: set key or sha256, not both", where)
+		case len(k.Key) > MaxAPIKeyBytes:
+			return nil, fmt.Errorf("%s: key is longer than %d bytes", where, MaxAPIKeyBytes)
 		case k.Key != "":
 			sum = sha256.Sum256([]byte(k.Key))
 		case k.SHA256 != "":
@@ -308,6 +315,9 @@ func newAPIKeyAuth(keys []APIKey, now func() time.Time) (*apiKeyAuth, error) {
 func (a *apiKeyAuth) Authenticate(_ context.Context, token string) (*Principal, error) {
 	if token == "" {
 		return nil, &llm.Error{Kind: llm.KindUnauthenticated, Message: "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.", Code: "missing_api_key"}
+	}
+	if len(token) > MaxAPIKeyBytes {
+		return nil, tooLarge("API key", len(token), MaxAPIKeyBytes)
 	}
 	k, ok := a.keys[sha256.Sum256([]byte(token))]
 	switch {

@@ -45,6 +45,10 @@ func TestNewValidates(t *testing.T) {
 		{"no tenant", auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{{Name: "a", Key: "sk-1"}}}, "tenant is required"},
 		{"both key and hash", auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{{Name: "a", Key: "sk-1", SHA256: sum("sk-1"), Tenant: "t"}}}, "not both"},
 		{"bad hash", auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{{Name: "a", SHA256: "abc", Tenant: "t"}}}, "64 hex digits"},
+		{"key too long", auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{{Name: "a", Key: strings.Repeat("k", auth.MaxAPIKeyBytes+1), Tenant: "t"}}}, "longer than 512 bytes"},
+		{"longest key", auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{{Name: "a", Key: strings.Repeat("k", auth.MaxAPIKeyBytes), Tenant: "t"}}}, ""},
+		{"negative max_token_bytes", auth.Config{Mode: "jwt", JWT: auth.JWTConfig{MaxTokenBytes: -1, Issuers: []auth.Issuer{
+			{Issuer: "https://i.test", Audience: "a", Algorithms: []string{"HS256"}, HMACSecret: "0123456789abcdef0123456789abcdef"}}}}, "max_token_bytes"},
 		{"duplicate name", auth.Config{Mode: "api_key", APIKeys: []auth.APIKey{
 			{Name: "a", Key: "sk-1", Tenant: "t"}, {Name: "a", Key: "sk-2", Tenant: "t"},
 		}}, "duplicate name"},
@@ -86,9 +90,10 @@ func TestAPIKeyAuthenticate(t *testing.T) {
 		{"", "", "missing_api_key"},
 		{"sk-wrong", "", "invalid_api_key"},
 		{"SK-PLAIN", "", "invalid_api_key"},
+		{strings.Repeat("k", auth.MaxAPIKeyBytes+1), "", "token_too_large"},
 	}
 	for _, c := range cases {
-		t.Run(c.token, func(t *testing.T) {
+		t.Run(c.token[:min(len(c.token), 20)], func(t *testing.T) {
 			p, err := a.Authenticate(context.Background(), c.token)
 			if c.wantTenant != "" {
 				if err != nil || p.Tenant != c.wantTenant {

@@ -30,6 +30,11 @@ const (
 	verifiedCacheMax        = 10000 // entries; a full cache drops the least recently used
 	minHMACSecretBytes      = 32    // RFC 7518 §3.2: at least the hash size; HS256 is the smallest
 	maxJWKSBytes            = 1 << 20
+	// DefaultMaxTokenBytes bounds a bearer JWT before any parsing or signature work. Identity
+	// providers' access tokens are 1-2 KiB (a few KiB with many groups); 16 KiB leaves room
+	// for large claim sets while keeping a flood of near-1 MB headers from costing base64,
+	// JSON and hashing work.
+	DefaultMaxTokenBytes = 16 << 10
 )
 
 // JWTConfig configures JWT verification (modes "jwt" and "both").
@@ -51,6 +56,11 @@ type JWTConfig struct {
 	// this time. Default
 	// DefaultVerifiedCacheTTL; negative disables the cache.
 	VerifiedCacheTTL time.Duration `yaml:"verified_cache_ttl,omitempty"`
+	// MaxTokenBytes is the largest bearer JWT verified, for every issuer (the issuer is not
+	// known before the token is parsed). A longer token is refused with code token_too_large
+	// before it is decoded, hashed or verified. Default DefaultMaxTokenBytes; must not be
+	// negative.
+	MaxTokenBytes int `yaml:"max_token_bytes,omitempty"`
 }
 
 // Issuer is one trusted token issuer. Exactly one of JWKSURL, KeysFile and HMACSecret is set, and
@@ -79,9 +89,10 @@ var (
 
 // jwtAuth verifies JWTs of the configured issuers.
 type jwtAuth struct {
-	issuers map[string]*issuer
-	now     func() time.Time
-	cache   *verifiedCache // nil when disabled
+	issuers  map[string]*issuer
+	now      func() time.Time
+	cache    *verifiedCache // nil when disabled
+	maxBytes int            // longest token verified
 }
 
 type issuer struct {
@@ -117,7 +128,14 @@ func newJWTAuth(cfg JWTConfig, o options) (*jwtAuth, error) {
 	if refresh < 0 || minRefresh < 0 {
 		return nil, errors.New("auth: jwt: refresh intervals must not be negative")
 	}
-	a := &jwtAuth{issuers: map[string]*issuer{}, now: o.now}
+	maxBytes := cfg.MaxTokenBytes
+	switch {
+	case maxBytes == 0:
+		maxBytes = DefaultMaxTokenBytes
+	case maxBytes < 0:
+		return nil, fmt.Errorf("auth: jwt.max_token_bytes: must not be negative, got %d", maxBytes)
+	}
+	a := &jwtAuth{issuers: map[string]*issuer{}, now: o.now, maxBytes: maxBytes}
 	switch ttl := cfg.VerifiedCacheTTL; {
 	case ttl == 0:
 		a.cache = newVerifiedCache(DefaultVerifiedCacheTTL)
@@ -227,13 +245,17 @@ func unauthenticated(code, format string, args ...any) *llm.Error {
 	return &llm.Error{Kind: llm.KindUnauthenticated, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// Authenticate verifies token: the issuer it names must be configured, its alg header must be one
-// of that issuer's algorithms, its signature must verify with one of that issuer's keys of the
+// Authenticate verifies token: it must be at most the configured size, the issuer it names must
+// be configured, its alg header must be one of that issuer's algorithms, its header must not name
+// critical extensions (crit), its signature must verify with one of that issuer's keys of the
 // right type (selected by kid), and exp (required), nbf, iat, iss and aud must hold, allowing for
 // the clock skew. The principal is read from the issuer's claims; tenant and subject are required.
 func (a *jwtAuth) Authenticate(ctx context.Context, token string) (*Principal, error) {
 	if token == "" {
 		return nil, unauthenticated("missing_token", "You didn't provide a token. Send it as 'Authorization: Bearer <token>'.")
+	}
+	if len(token) > a.maxBytes {
+		return nil, tooLarge("token", len(token), a.maxBytes)
 	}
 	if !LooksLikeJWT(token) {
 		return nil, unauthenticated("invalid_token", "The bearer token is not a JWT.")
@@ -258,6 +280,9 @@ func (a *jwtAuth) Authenticate(ctx context.Context, token string) (*Principal, e
 	}
 	if alg, _ := tok.Header["alg"].(string); !slices.Contains(is.cfg.Algorithms, alg) {
 		return nil, unauthenticated("invalid_algorithm", "The token's algorithm %q is not accepted for its issuer.", alg)
+	}
+	if err := checkCrit(tok.Header); err != nil {
+		return nil, err
 	}
 	claims := jwt.MapClaims{}
 	_, err = is.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
@@ -296,6 +321,40 @@ func (a *jwtAuth) Authenticate(ctx context.Context, token string) (*Principal, e
 		}
 	}
 	return p, nil
+}
+
+// tooLarge is the refusal of a credential (what: "token", "API key") of n bytes, over limit.
+func tooLarge(what string, n, limit int) *llm.Error {
+	return unauthenticated("token_too_large", "The %s is %d bytes; this gateway accepts at most %d.", what, n, limit)
+}
+
+// registeredHeaders are the header parameters RFC 7515 §4.1 defines; a crit list must not name
+// them (§4.1.11).
+var registeredHeaders = []string{"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty", "crit"}
+
+// checkCrit refuses a header with a crit parameter. RFC 7515 §4.1.11: a recipient must refuse a
+// JWS whose crit lists an extension it does not understand, and crit must be a non-empty array
+// of names not defined by the specification. Switchyard understands no extension (not even b64,
+// RFC 7797), so every crit is refused; the message says which rule the header broke.
+func checkCrit(h map[string]any) *llm.Error {
+	v, ok := h["crit"]
+	if !ok {
+		return nil
+	}
+	names, ok := v.([]any)
+	if !ok || len(names) == 0 {
+		return unauthenticated("unsupported_crit", "The token's crit header must be a non-empty array.")
+	}
+	for _, n := range names {
+		name, ok := n.(string)
+		switch {
+		case !ok || name == "":
+			return unauthenticated("unsupported_crit", "The token's crit header must list extension names.")
+		case slices.Contains(registeredHeaders, name):
+			return unauthenticated("unsupported_crit", "The token's crit header lists %q, a header parameter of the JWS specification.", name)
+		}
+	}
+	return unauthenticated("unsupported_crit", "The token's crit header names extensions this gateway does not understand: %v.", names)
 }
 
 // verifiedCache remembers the principals of verified tokens by the SHA-256 of the token, until

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net/http"
@@ -182,6 +183,20 @@ func tamper(t *testing.T, token string, c jwt.MapClaims) string {
 	return strings.Join(parts, ".")
 }
 
+// signWithHeader is sign with extra header parameters.
+func signWithHeader(t testing.TB, method jwt.SigningMethod, key any, header map[string]any, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, c)
+	for k, v := range header {
+		tok.Header[k] = v
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatalf("sign: %v", err)
+	}
+	return s
+}
+
 // TestJWTAttacks: every forged, stale or misdirected token is refused with a code saying why.
 func TestJWTAttacks(t *testing.T) {
 	rsaPEM := pemPublic(t, &rsaKey.PublicKey, "")
@@ -227,6 +242,14 @@ func TestJWTAttacks(t *testing.T) {
 		{"no subject", rsAuth, sign(t, jwt.SigningMethodRS256, rsaKey, "", claims(func(c jwt.MapClaims) { delete(c, "sub") })), "invalid_token"},
 		{"scope of the wrong type", rsAuth, sign(t, jwt.SigningMethodRS256, rsaKey, "", claims(func(c jwt.MapClaims) { c["scope"] = 7 })), "invalid_token"},
 		{"not a JWT", rsAuth, "sk-some-api-key", "invalid_token"},
+		{"crit names an unknown extension", rsAuth, signWithHeader(t, jwt.SigningMethodRS256, rsaKey, map[string]any{"crit": []string{"exp-ext"}, "exp-ext": 1}, claims(nil)), "unsupported_crit"},
+		{"crit b64 (RFC 7797, not understood)", rsAuth, signWithHeader(t, jwt.SigningMethodRS256, rsaKey, map[string]any{"crit": []string{"b64"}, "b64": true}, claims(nil)), "unsupported_crit"},
+		{"crit empty", rsAuth, signWithHeader(t, jwt.SigningMethodRS256, rsaKey, map[string]any{"crit": []string{}}, claims(nil)), "unsupported_crit"},
+		{"crit not an array", rsAuth, signWithHeader(t, jwt.SigningMethodRS256, rsaKey, map[string]any{"crit": "exp-ext"}, claims(nil)), "unsupported_crit"},
+		{"crit lists a registered header", rsAuth, signWithHeader(t, jwt.SigningMethodRS256, rsaKey, map[string]any{"crit": []string{"kid"}, "kid": "k"}, claims(nil)), "unsupported_crit"},
+		{"crit to an HMAC issuer", hsAuth, signWithHeader(t, jwt.SigningMethodHS256, []byte(hmacSecret), map[string]any{"crit": []string{"x"}, "x": 1}, claims(nil)), "unsupported_crit"},
+		{"oversized token", rsAuth, sign(t, jwt.SigningMethodRS256, rsaKey, "", claims(func(c jwt.MapClaims) { c["pad"] = strings.Repeat("x", auth.DefaultMaxTokenBytes) })), "token_too_large"},
+		{"oversized garbage", rsAuth, strings.Repeat("a", 1<<20) + ".b.c", "token_too_large"},
 		{"garbage in three parts", rsAuth, "a.b.c", "invalid_token"},
 		{"no token", rsAuth, "", "missing_token"},
 	}
@@ -241,6 +264,31 @@ func TestJWTAttacks(t *testing.T) {
 			}
 			wantCode(t, err, c.code)
 		})
+	}
+}
+
+// TestJWTMaxTokenBytes: auth.jwt.max_token_bytes is the longest token verified, checked before
+// anything else.
+func TestJWTMaxTokenBytes(t *testing.T) {
+	good := sign(t, jwt.SigningMethodHS256, []byte(hmacSecret), "", claims(nil))
+	for _, c := range []struct {
+		max  int
+		code string
+	}{{len(good), ""}, {len(good) - 1, "token_too_large"}} {
+		a := newAuth(t, auth.Config{Mode: "jwt", JWT: auth.JWTConfig{MaxTokenBytes: c.max, Issuers: []auth.Issuer{{
+			Issuer: testIssuer, Audience: testAudience, Algorithms: []string{"HS256"}, HMACSecret: hmacSecret,
+		}}}})
+		_, err := a.Authenticate(context.Background(), good)
+		if c.code == "" {
+			if err != nil {
+				t.Errorf("max %d: %v; want accepted", c.max, err)
+			}
+			continue
+		}
+		wantCode(t, err, c.code)
+		if !strings.Contains(err.Error(), fmt.Sprint(c.max)) {
+			t.Errorf("max %d: %v; want the limit in the message", c.max, err)
+		}
 	}
 }
 
