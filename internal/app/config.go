@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/router"
+	"github.com/switchyard/switchyard/server/interceptor"
 )
 
 // defaultConfigYAML is used when no config file is given: the mock provider only, no auth, every
@@ -99,6 +100,12 @@ type ServerConfig struct {
 	GatewayTransport string `yaml:"gateway_transport"`
 	// TLS turns on TLS (and optionally mTLS for gRPC callers) for the REST and gRPC listeners.
 	TLS TLSConfig `yaml:"tls"`
+
+	// RequestLimits bound the shape of a request within MaxBodyBytes: messages, tools, content
+	// parts, stop sequences, embedding inputs, tool-call argument bytes and JSON schema depth.
+	// A zero field means its default (filled in by ParseConfig), a negative one turns that
+	// limit off (docs/limits.md).
+	RequestLimits interceptor.RequestLimits `yaml:"request_limits"`
 }
 
 // Gateway transports (ServerConfig.GatewayTransport).
@@ -276,6 +283,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&s.GatewayTransport, TransportInproc)
+	s.RequestLimits = s.RequestLimits.WithDefaults()
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "json")
 	setDefault(&c.Auth.Mode, auth.ModeNone)

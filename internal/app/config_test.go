@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard/switchyard/server/interceptor"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -60,6 +62,13 @@ func TestParseConfigExpansion(t *testing.T) {
 		{"number from env", base + "server:\n  max_body_bytes: ${LIMIT}\n", func(t *testing.T, c *Config) {
 			if c.Server.MaxBodyBytes != 1<<20 {
 				t.Errorf("max_body_bytes = %d, want %d", c.Server.MaxBodyBytes, 1<<20)
+			}
+		}},
+		{"request limits: set, off and defaulted", base + "server:\n  request_limits: {max_messages: 100, max_tools: -1}\n", func(t *testing.T, c *Config) {
+			l := c.Server.RequestLimits
+			if l.MaxMessages != 100 || l.MaxTools != -1 || l.MaxStop != interceptor.DefaultMaxStop ||
+				l.MaxSchemaDepth != interceptor.DefaultMaxSchemaDepth {
+				t.Errorf("request_limits = %+v; want max_messages 100, max_tools -1 and the other defaults", l)
 			}
 		}},
 		{"numeric-looking string keeps its digits", base + "    api_key: ${NUM}\n", func(t *testing.T, c *Config) {

@@ -143,7 +143,7 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	}
 	inst.grpcAddr, inst.httpAddr, inst.adminAddr = lis.grpc.Addr().String(), lis.rest.Addr().String(), lis.admin.Addr().String()
 
-	c := newChains(d) // services.go
+	c := newChains(d, cfg.Server.RequestLimits) // services.go
 	grpcSrv := grpc.NewServer(grpcServerOptions(cfg.Server, d, c)...)
 	inst.registerServices(grpcSrv, d)
 	healthpb.RegisterHealthServer(grpcSrv, inst.health)

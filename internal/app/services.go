@@ -26,9 +26,10 @@ type chains struct {
 	stream []grpc.StreamServerInterceptor
 }
 
-// newChains builds the chains over d's logger, authenticator, limiter and audit log.
-func newChains(d *deps) chains {
-	icfg := interceptor.Config{Logger: d.log, Authenticator: d.authn, Limiter: d.limiter}
+// newChains builds the chains over d's logger, authenticator, limiter and audit log, validating
+// requests against lim (server.request_limits).
+func newChains(d *deps, lim interceptor.RequestLimits) chains {
+	icfg := interceptor.Config{Logger: d.log, Authenticator: d.authn, Limiter: d.limiter, RequestLimits: lim}
 	icfg.Auditor, icfg.AuditBodyMax = d.audit.auditor(), d.audit.bodyMax()
 	return chains{unary: interceptor.Unary(icfg), stream: interceptor.Stream(icfg)}
 }

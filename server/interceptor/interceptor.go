@@ -13,7 +13,8 @@
 //	limits      requests and tokens per minute and per day, per key and tenant (limits.go; off when
 //	            Limiter is nil); x-ratelimit-* headers; usage settled after the call, from the
 //	            call's record
-//	validation  hand-written checks of each request; violations are INVALID_ARGUMENT with a param
+//	validation  hand-written checks of each request, shape limits (RequestLimits) included;
+//	            violations are INVALID_ARGUMENT with a param
 //	errors      innermost: *llm.Error → gRPC status with ErrorInfo; logs upstream failures
 //
 // Errors are mapped to statuses where they arise: auth, authz, limits and validation map their own (they sit
@@ -36,6 +37,7 @@ type Config struct {
 	Limiter       *limits.Limiter    // nil: no rate limits
 	Auditor       Auditor            // nil: no audit records
 	AuditBodyMax  int                // > 0: audit records keep request and response bodies up to this size
+	RequestLimits RequestLimits      // shape limits checked by validation; zero fields mean the defaults
 }
 
 func (c Config) logger() *slog.Logger {
@@ -57,7 +59,7 @@ func Unary(cfg Config) []grpc.UnaryServerInterceptor {
 		unaryAuth(mustAuthenticator(cfg)),
 		unaryAuthorization,
 		unaryLimits(cfg.Limiter, log),
-		unaryValidation,
+		unaryValidation(newValidator(cfg.RequestLimits)),
 		unaryErrors(log),
 	}
 }
@@ -74,7 +76,7 @@ func Stream(cfg Config) []grpc.StreamServerInterceptor {
 		streamAuth(mustAuthenticator(cfg)),
 		streamAuthorization,
 		streamLimits(cfg.Limiter, log),
-		streamValidation,
+		streamValidation(newValidator(cfg.RequestLimits)),
 		streamErrors(log),
 	}
 }

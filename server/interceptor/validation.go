@@ -13,33 +13,35 @@ import (
 	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
-// Limits enforced by validation (OpenAI's).
+// Fixed limits enforced by validation (OpenAI's); the configurable ones are RequestLimits.
 const (
-	maxChoices         = 8
-	maxStop            = 4
-	maxTools           = 128
-	maxEmbeddingInputs = 2048
-	maxFunctionName    = 64
+	maxChoices      = 8
+	maxFunctionName = 64
 )
 
-// validate checks the requests Switchyard serves; other messages pass. Violations are
-// KindInvalidArgument errors whose Param is the offending field's path in OpenAI's JSON
-// ("messages[2].role"), so REST clients get a familiar error.param.
-func validate(m any) error { return validateIn(m, false) }
+// validator checks the requests Switchyard serves against fixed rules and its limits.
+type validator struct {
+	lim RequestLimits // defaults applied
+}
 
-// validateIn is validate for a call whose metadata names a session (sessionHeader): a chat
-// request continuing a session may leave out the model, which the session supplies.
-func validateIn(m any, sessionHeader bool) error {
+func newValidator(lim RequestLimits) *validator { return &validator{lim: lim.WithDefaults()} }
+
+// validate checks m; messages other than the requests Switchyard serves pass. Violations are
+// KindInvalidArgument errors whose Param is the offending field's path in OpenAI's JSON
+// ("messages[2].role"), so REST clients get a familiar error.param. sessionHeader says the
+// call's metadata names a session: a chat request continuing a session may leave out the
+// model, which the session supplies.
+func (v *validator) validate(m any, sessionHeader bool) error {
 	switch r := m.(type) {
 	case *pb.CreateChatCompletionRequest:
-		return validateChat(r, sessionHeader)
+		return v.validateChat(r, sessionHeader)
 	case *pb.StreamChatCompletionRequest:
 		if r.GetRequest() == nil {
 			return invalid("request", "Missing required parameter: 'request'.")
 		}
-		return validateChat(r.GetRequest(), sessionHeader)
+		return v.validateChat(r.GetRequest(), sessionHeader)
 	case *pb.CreateEmbeddingRequest:
-		return validateEmbedding(r)
+		return v.validateEmbedding(r)
 	case *pb.GetModelRequest:
 		if r.GetId() == "" {
 			return invalid("model", "Missing required parameter: 'model'.")
@@ -59,15 +61,21 @@ func missing(param string) *llm.Error {
 // inRange reports lo ≤ v ≤ hi, false for NaN.
 func inRange(v, lo, hi float64) bool { return v >= lo && v <= hi }
 
-func validateChat(r *pb.CreateChatCompletionRequest, sessionHeader bool) error {
+func (v *validator) validateChat(r *pb.CreateChatCompletionRequest, sessionHeader bool) error {
 	if r.GetModel() == "" && r.GetSessionId() == "" && !sessionHeader {
 		return invalid("model", "You must provide a model parameter.")
 	}
 	if len(r.GetMessages()) == 0 {
 		return invalid("messages", "Invalid 'messages': the conversation must contain at least one message.")
 	}
+	if n := len(r.GetMessages()); over(n, v.lim.MaxMessages) {
+		return overLimit("messages", n, "messages", v.lim.MaxMessages, "max_messages")
+	}
+	if n := len(r.GetTools()); over(n, v.lim.MaxTools) {
+		return overLimit("tools", n, "tools", v.lim.MaxTools, "max_tools")
+	}
 	for i, m := range r.GetMessages() {
-		if err := validateMessage(i, m); err != nil {
+		if err := v.validateMessage(i, m); err != nil {
 			return err
 		}
 	}
@@ -92,11 +100,8 @@ func validateChat(r *pb.CreateChatCompletionRequest, sessionHeader bool) error {
 	if v := r.N; v != nil && (*v < 1 || *v > maxChoices) {
 		return invalid("n", "Invalid 'n': %d is not between 1 and %d.", *v, maxChoices)
 	}
-	if len(r.GetStop()) > maxStop {
-		return invalid("stop", "Invalid 'stop': at most %d sequences are allowed, got %d.", maxStop, len(r.GetStop()))
-	}
-	if len(r.GetTools()) > maxTools {
-		return invalid("tools", "Invalid 'tools': at most %d tools are allowed, got %d.", maxTools, len(r.GetTools()))
+	if n := len(r.GetStop()); over(n, v.lim.MaxStop) {
+		return overLimit("stop", n, "sequences", v.lim.MaxStop, "max_stop")
 	}
 	for i, t := range r.GetTools() {
 		if typ := t.GetType(); typ != "" && typ != "function" {
@@ -109,8 +114,11 @@ func validateChat(r *pb.CreateChatCompletionRequest, sessionHeader bool) error {
 			return invalid(fmt.Sprintf("tools[%d].function.name", i),
 				"Invalid 'tools[%d].function.name': %q must be 1 to %d characters of a-z, A-Z, 0-9, underscores and dashes.", i, name, maxFunctionName)
 		}
+		if err := checkSchemaDepth(fmt.Sprintf("tools[%d].function.parameters", i), t.GetFunction().GetParameters(), v.lim.MaxSchemaDepth); err != nil {
+			return err
+		}
 	}
-	if err := validateResponseFormat(r.GetResponseFormat()); err != nil {
+	if err := v.validateResponseFormat(r.GetResponseFormat()); err != nil {
 		return err
 	}
 	switch c := r.GetToolChoice().GetChoice().(type) {
@@ -128,7 +136,7 @@ func validateChat(r *pb.CreateChatCompletionRequest, sessionHeader bool) error {
 	return nil
 }
 
-func validateMessage(i int, m *pb.ChatMessage) error {
+func (v *validator) validateMessage(i int, m *pb.ChatMessage) error {
 	switch m.GetRole() {
 	case llm.RoleSystem, llm.RoleDeveloper, llm.RoleUser, llm.RoleAssistant, llm.RoleTool:
 	case "":
@@ -151,6 +159,9 @@ func validateMessage(i int, m *pb.ChatMessage) error {
 		if len(parts) == 0 {
 			return invalid(fmt.Sprintf("messages[%d].content", i), "Invalid 'messages[%d].content': empty array. Expected at least one content part.", i)
 		}
+		if over(len(parts), v.lim.MaxContentParts) {
+			return overLimit(fmt.Sprintf("messages[%d].content", i), len(parts), "content parts", v.lim.MaxContentParts, "max_content_parts")
+		}
 		for j, p := range parts {
 			if err := validatePart(i, j, p); err != nil {
 				return err
@@ -160,6 +171,10 @@ func validateMessage(i int, m *pb.ChatMessage) error {
 	for j, tc := range m.GetToolCalls() {
 		if tc.GetFunction().GetName() == "" {
 			return missing(fmt.Sprintf("messages[%d].tool_calls[%d].function.name", i, j))
+		}
+		if n := len(tc.GetFunction().GetArguments()); over(n, v.lim.MaxToolCallArgs) {
+			return overLimit(fmt.Sprintf("messages[%d].tool_calls[%d].function.arguments", i, j), n, "bytes",
+				v.lim.MaxToolCallArgs, "max_tool_call_arguments_bytes")
 		}
 	}
 	return nil
@@ -189,7 +204,7 @@ func validatePart(i, j int, p *pb.ContentPart) error {
 	return nil
 }
 
-func validateResponseFormat(rf *pb.ResponseFormat) error {
+func (v *validator) validateResponseFormat(rf *pb.ResponseFormat) error {
 	if rf == nil {
 		return nil
 	}
@@ -199,6 +214,7 @@ func validateResponseFormat(rf *pb.ResponseFormat) error {
 		if rf.GetJsonSchema().GetName() == "" {
 			return missing("response_format.json_schema.name")
 		}
+		return checkSchemaDepth("response_format.json_schema.schema", rf.GetJsonSchema().GetSchema(), v.lim.MaxSchemaDepth)
 	case "":
 		return missing("response_format.type")
 	default:
@@ -222,7 +238,7 @@ func validFunctionName(s string) bool {
 	return true
 }
 
-func validateEmbedding(r *pb.CreateEmbeddingRequest) error {
+func (v *validator) validateEmbedding(r *pb.CreateEmbeddingRequest) error {
 	if r.GetModel() == "" {
 		return invalid("model", "You must provide a model parameter.")
 	}
@@ -232,8 +248,8 @@ func validateEmbedding(r *pb.CreateEmbeddingRequest) error {
 		return invalid("input", "Invalid 'input': give texts or token lists, not both.")
 	case n == 0:
 		return invalid("input", "Invalid 'input': it must not be empty.")
-	case n > maxEmbeddingInputs:
-		return invalid("input", "Invalid 'input': at most %d inputs are allowed, got %d.", maxEmbeddingInputs, n)
+	case over(n, v.lim.MaxEmbeddingInputs):
+		return overLimit("input", n, "inputs", v.lim.MaxEmbeddingInputs, "max_embedding_inputs")
 	}
 	for i, t := range tokens {
 		if len(t.GetIds()) == 0 {
@@ -256,27 +272,32 @@ func hasSessionHeader(ctx context.Context) bool {
 	return len(metadata.ValueFromIncomingContext(ctx, mdkey.SessionID)) > 0
 }
 
-func unaryValidation(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := validateIn(req, hasSessionHeader(ctx)); err != nil {
-		return nil, errmap.ToStatus(err).Err()
+func unaryValidation(v *validator) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := v.validate(req, hasSessionHeader(ctx)); err != nil {
+			return nil, errmap.ToStatus(err).Err()
+		}
+		return handler(ctx, req)
 	}
-	return handler(ctx, req)
 }
 
-func streamValidation(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, &validatingStream{ServerStream: ss})
+func streamValidation(v *validator) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return handler(srv, &validatingStream{ServerStream: ss, v: v})
+	}
 }
 
 // validatingStream validates each message the handler receives.
 type validatingStream struct {
 	grpc.ServerStream
+	v *validator
 }
 
 func (s *validatingStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	if err := validateIn(m, hasSessionHeader(s.Context())); err != nil {
+	if err := s.v.validate(m, hasSessionHeader(s.Context())); err != nil {
 		return errmap.ToStatus(err).Err()
 	}
 	return nil

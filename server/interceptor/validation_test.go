@@ -2,13 +2,23 @@ package interceptor
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/llm"
 )
+
+// validate and validateIn check m with the default limits.
+func validate(m any) error { return validateIn(m, false) }
+
+func validateIn(m any, sessionHeader bool) error {
+	return newValidator(RequestLimits{}).validate(m, sessionHeader)
+}
 
 func text(s string) *pb.MessageContent {
 	return &pb.MessageContent{Content: &pb.MessageContent_Text{Text: s}}
@@ -198,5 +208,124 @@ func TestValidateSessionModel(t *testing.T) {
 	}
 	if err := validateIn(&pb.StreamChatCompletionRequest{Request: noModel}, true); err != nil {
 		t.Errorf("stream with the session header: %v; want nil", err)
+	}
+}
+
+// nested returns a JSON schema whose objects nest depth levels deep (the schema is level 1).
+func nested(t *testing.T, depth int) *structpb.Struct {
+	t.Helper()
+	var v any = "leaf"
+	for range depth - 1 {
+		v = map[string]any{"p": v}
+	}
+	s, err := structpb.NewStruct(map[string]any{"type": "object", "properties": v})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestRequestLimits: each shape limit refuses a request one over it with code limit_exceeded,
+// the field as param and the setting and its value in the message; a request at the limit, or
+// any request when the limit is negative (off), passes.
+func TestRequestLimits(t *testing.T) {
+	msgs := func(n int) func(*pb.CreateChatCompletionRequest) {
+		return func(r *pb.CreateChatCompletionRequest) {
+			r.Messages = make([]*pb.ChatMessage, n)
+			for i := range r.Messages {
+				r.Messages[i] = &pb.ChatMessage{Role: "user", Content: text("hi")}
+			}
+		}
+	}
+	tools := func(n int) func(*pb.CreateChatCompletionRequest) {
+		return func(r *pb.CreateChatCompletionRequest) {
+			for i := range n {
+				r.Tools = append(r.Tools, fn(fmt.Sprintf("f%d", i)))
+			}
+		}
+	}
+	contentParts := func(n int) func(*pb.CreateChatCompletionRequest) {
+		return func(r *pb.CreateChatCompletionRequest) {
+			ps := make([]*pb.ContentPart, n)
+			for i := range ps {
+				ps[i] = &pb.ContentPart{Type: "text", Text: "x"}
+			}
+			r.Messages[0].Content = parts(ps...)
+		}
+	}
+	args := func(n int) func(*pb.CreateChatCompletionRequest) {
+		return func(r *pb.CreateChatCompletionRequest) {
+			r.Messages = append(r.Messages, &pb.ChatMessage{Role: "assistant", ToolCalls: []*pb.ToolCall{
+				{Id: "c1", Function: &pb.FunctionCall{Name: "f", Arguments: strings.Repeat("x", n)}}}})
+		}
+	}
+	stop := func(n int) func(*pb.CreateChatCompletionRequest) {
+		return func(r *pb.CreateChatCompletionRequest) { r.Stop = make([]string, n) }
+	}
+	toolSchema := func(depth int) func(*pb.CreateChatCompletionRequest) {
+		return func(r *pb.CreateChatCompletionRequest) {
+			r.Tools = []*pb.Tool{{Type: "function", Function: &pb.FunctionDefinition{Name: "f", Parameters: nested(t, depth)}}}
+		}
+	}
+	formatSchema := func(depth int) func(*pb.CreateChatCompletionRequest) {
+		return func(r *pb.CreateChatCompletionRequest) {
+			r.ResponseFormat = &pb.ResponseFormat{Type: "json_schema", JsonSchema: &pb.JSONSchema{Name: "a", Schema: nested(t, depth)}}
+		}
+	}
+	embed := func(n int) *pb.CreateEmbeddingRequest {
+		return &pb.CreateEmbeddingRequest{Model: "m", Input: &pb.EmbeddingInput{Texts: make([]string, n)}}
+	}
+	cases := []struct {
+		name      string
+		lim       RequestLimits
+		req       any
+		wantParam string // "" means valid
+		wantInMsg string
+	}{
+		{"messages at the default", RequestLimits{}, chat(msgs(DefaultMaxMessages)), "", ""},
+		{"messages over the default", RequestLimits{}, chat(msgs(DefaultMaxMessages + 1)), "messages", "max_messages"},
+		{"10,000 messages", RequestLimits{}, chat(msgs(10000)), "messages", "at most 4096 messages"},
+		{"messages over a configured limit", RequestLimits{MaxMessages: 2}, chat(msgs(3)), "messages", "at most 2 messages"},
+		{"messages limit off", RequestLimits{MaxMessages: -1}, chat(msgs(10000)), "", ""},
+		{"tools at the default", RequestLimits{}, chat(tools(DefaultMaxTools)), "", ""},
+		{"tools over the default", RequestLimits{}, chat(tools(DefaultMaxTools + 1)), "tools", "max_tools"},
+		{"tools limit raised", RequestLimits{MaxTools: 256}, chat(tools(DefaultMaxTools + 1)), "", ""},
+		{"content parts at the default", RequestLimits{}, chat(contentParts(DefaultMaxContentParts)), "", ""},
+		{"content parts over the default", RequestLimits{}, chat(contentParts(DefaultMaxContentParts + 1)), "messages[0].content", "max_content_parts"},
+		{"tool call arguments at a limit", RequestLimits{MaxToolCallArgs: 10}, chat(args(10)), "", ""},
+		{"tool call arguments over a limit", RequestLimits{MaxToolCallArgs: 10}, chat(args(11)), "messages[1].tool_calls[0].function.arguments", "at most 10 bytes"},
+		{"tool call arguments over the default", RequestLimits{}, chat(args(DefaultMaxToolCallArgs + 1)), "messages[1].tool_calls[0].function.arguments", "max_tool_call_arguments_bytes"},
+		{"stop over the default", RequestLimits{}, chat(stop(DefaultMaxStop + 1)), "stop", "max_stop"},
+		{"stop limit raised", RequestLimits{MaxStop: 8}, chat(stop(8)), "", ""},
+		{"tool schema at the default depth", RequestLimits{}, chat(toolSchema(DefaultMaxSchemaDepth)), "", ""},
+		{"tool schema too deep", RequestLimits{}, chat(toolSchema(DefaultMaxSchemaDepth + 1)), "tools[0].function.parameters", "max_schema_depth"},
+		{"tool schema 10,000 deep", RequestLimits{}, chat(toolSchema(10000)), "tools[0].function.parameters", "deeper than 64"},
+		{"response schema too deep", RequestLimits{MaxSchemaDepth: 3}, chat(formatSchema(4)), "response_format.json_schema.schema", "deeper than 3"},
+		{"response schema depth off", RequestLimits{MaxSchemaDepth: -1}, chat(formatSchema(500)), "", ""},
+		{"embedding inputs over a limit", RequestLimits{MaxEmbeddingInputs: 1}, embed(2), "input", "max_embedding_inputs"},
+		{"embedding inputs limit raised", RequestLimits{MaxEmbeddingInputs: 4096}, embed(2049), "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := newValidator(c.lim).validate(c.req, false)
+			checkParam(t, err, c.wantParam)
+			if c.wantParam == "" {
+				return
+			}
+			var e *llm.Error
+			if errors.As(err, &e); e.Code != CodeLimitExceeded || !strings.Contains(e.Message, c.wantInMsg) {
+				t.Errorf("error = %q (code %q); want code %q and a message mentioning %q", e.Message, e.Code, CodeLimitExceeded, c.wantInMsg)
+			}
+		})
+	}
+}
+
+func TestRequestLimitsWithDefaults(t *testing.T) {
+	got := RequestLimits{MaxTools: 7, MaxStop: -1}.WithDefaults()
+	want := RequestLimits{MaxMessages: DefaultMaxMessages, MaxTools: 7, MaxContentParts: DefaultMaxContentParts,
+		MaxToolCallArgs: DefaultMaxToolCallArgs, MaxStop: -1, MaxEmbeddingInputs: DefaultMaxEmbeddingInputs,
+		MaxSchemaDepth: DefaultMaxSchemaDepth}
+	if got != want {
+		t.Errorf("WithDefaults() = %+v; want %+v", got, want)
 	}
 }
