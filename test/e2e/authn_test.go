@@ -95,6 +95,16 @@ func rsaKey(t *testing.T) *rsa.PrivateKey {
 // token signs claims for the test issuer with method and key, edited by edit.
 func token(t *testing.T, method jwt.SigningMethod, key any, kid string, edit func(jwt.MapClaims)) string {
 	t.Helper()
+	var header map[string]any
+	if kid != "" {
+		header = map[string]any{"kid": kid}
+	}
+	return tokenWithHeader(t, method, key, header, edit)
+}
+
+// tokenWithHeader is token with extra header parameters.
+func tokenWithHeader(t *testing.T, method jwt.SigningMethod, key any, header map[string]any, edit func(jwt.MapClaims)) string {
+	t.Helper()
 	now := time.Now()
 	c := jwt.MapClaims{"iss": jwtIssuer, "aud": jwtAudience, "sub": "svc", "tenant": "acme",
 		"scope": "chat:write sessions:read", "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix()}
@@ -102,8 +112,8 @@ func token(t *testing.T, method jwt.SigningMethod, key any, kid string, edit fun
 		edit(c)
 	}
 	tok := jwt.NewWithClaims(method, c)
-	if kid != "" {
-		tok.Header["kid"] = kid
+	for k, v := range header {
+		tok.Header[k] = v
 	}
 	s, err := tok.SignedString(key)
 	if err != nil {
@@ -214,6 +224,9 @@ aliases:
 		{"wrong iss", token(t, jwt.SigningMethodRS256, k1, "k1", func(c jwt.MapClaims) { c["iss"] = "https://evil.test" }), "chat", "", 401, codes.Unauthenticated, "issuer"},
 		{"unknown kid", token(t, jwt.SigningMethodRS256, k2, "k9", nil), "chat", "", 401, codes.Unauthenticated, "key id"},
 		{"tampered payload", tampered, "chat", "", 401, codes.Unauthenticated, "signature"},
+		{"crit unknown", tokenWithHeader(t, jwt.SigningMethodRS256, k1, map[string]any{"kid": "k1", "crit": []string{"urn:x:ext"}, "urn:x:ext": true}, nil), "chat", "", 401, codes.Unauthenticated, "unsupported_crit"},
+		{"oversized token", token(t, jwt.SigningMethodRS256, k1, "k1", func(c jwt.MapClaims) { c["pad"] = strings.Repeat("x", 32<<10) }), "chat", "", 401, codes.Unauthenticated, "token_too_large"},
+		{"oversized API key", "sk-" + strings.Repeat("k", 4<<10), "chat", "", 401, codes.Unauthenticated, "token_too_large"},
 		{"revoked API key", authRevokedKey, "chat", "", 401, codes.Unauthenticated, "revoked"},
 		{"expired API key", authExpiredKey, "chat", "", 401, codes.Unauthenticated, "expired"},
 		{"missing scope (key)", authModelsKey, "chat", "", 403, codes.PermissionDenied, "chat:write"},

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -76,6 +77,38 @@ func ptrTo(s string) *string { return &s }
 func TestBadInput(t *testing.T) {
 	g := startGateway(t, "")
 	before := g.up.count()
+	// Requests over the default shape limits (server.request_limits), well inside the body limit.
+	chatWith := func(edit func(map[string]any)) string {
+		body := map[string]any{"model": "chat", "messages": []map[string]any{{"role": "user", "content": "x"}}}
+		edit(body)
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	manyMessages := chatWith(func(b map[string]any) {
+		msgs := make([]map[string]any, 4097)
+		for i := range msgs {
+			msgs[i] = map[string]any{"role": "user", "content": "x"}
+		}
+		b["messages"] = msgs
+	})
+	manyTools := chatWith(func(b map[string]any) {
+		tools := make([]map[string]any, 129)
+		for i := range tools {
+			tools[i] = map[string]any{"type": "function", "function": map[string]any{"name": fmt.Sprintf("f%d", i)}}
+		}
+		b["tools"] = tools
+	})
+	deepSchema := chatWith(func(b map[string]any) {
+		var schema any = map[string]any{"type": "string"}
+		for range 70 {
+			schema = map[string]any{"type": "object", "properties": map[string]any{"a": schema}}
+		}
+		b["tools"] = []map[string]any{{"type": "function", "function": map[string]any{"name": "f", "parameters": schema}}}
+	})
+	manyStops := chatWith(func(b map[string]any) { b["stop"] = []string{"a", "b", "c", "d", "e"} })
 	cases := []struct {
 		name, path, body string
 		key              *string
@@ -97,6 +130,10 @@ func TestBadInput(t *testing.T) {
 		{"body over the limit", "/v1/chat/completions", `{"model":"chat","messages":[{"role":"user","content":"` + strings.Repeat("x", 2<<20) + `"}]}`, nil, 413, "invalid_request_error", ""},
 		{"body over the limit, stream", "/v1/chat/completions", `{"stream":true,"model":"chat","messages":[{"role":"user","content":"` + strings.Repeat("x", 2<<20) + `"}]}`, nil, 413, "invalid_request_error", ""},
 		{"unknown path", "/v1/completions/legacy", `{}`, nil, 404, "invalid_request_error", ""},
+		{"too many messages", "/v1/chat/completions", manyMessages, nil, 400, "invalid_request_error", "messages"},
+		{"too many tools", "/v1/chat/completions", manyTools, nil, 400, "invalid_request_error", "tools"},
+		{"tool schema too deep", "/v1/chat/completions", deepSchema, nil, 400, "invalid_request_error", "tools[0].function.parameters"},
+		{"too many stop sequences", "/v1/chat/completions", manyStops, nil, 400, "invalid_request_error", "stop"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -105,6 +142,11 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("param = %v, want %s", e["param"], c.param)
 			}
 		})
+	}
+	// A shape limit's answer names the setting and its value.
+	e := openAIError(t, g.post(t, "/v1/chat/completions", []byte(manyMessages), nil), 400, "invalid_request_error")
+	if msg, _ := e["message"].(string); e["code"] != "limit_exceeded" || !strings.Contains(msg, "server.request_limits.max_messages") || !strings.Contains(msg, "4096") {
+		t.Errorf("too many messages: %v; want code limit_exceeded and a message naming max_messages and 4096", e)
 	}
 	if n := g.up.count() - before; n != 0 {
 		t.Errorf("bad requests reached the upstream %d times", n)
