@@ -95,24 +95,23 @@ func checkSchemaDepth(param string, schema *structpb.Struct, limit int) error {
 // deeper reports whether v nests objects and arrays more than left levels deep. It never
 // descends past left levels, so an absurdly deep value costs no more than a value at the limit.
 func deeper(v *structpb.Value, left int) bool {
+	var children []*structpb.Value
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StructValue:
-		if left == 0 {
-			return true
-		}
 		for _, f := range k.StructValue.GetFields() {
-			if deeper(f, left-1) {
-				return true
-			}
+			children = append(children, f)
 		}
 	case *structpb.Value_ListValue:
-		if left == 0 {
+		children = k.ListValue.GetValues()
+	default:
+		return false // a scalar adds no level
+	}
+	if left == 0 {
+		return true
+	}
+	for _, c := range children {
+		if deeper(c, left-1) {
 			return true
-		}
-		for _, e := range k.ListValue.GetValues() {
-			if deeper(e, left-1) {
-				return true
-			}
 		}
 	}
 	return false
