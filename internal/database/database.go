@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -42,14 +43,82 @@ type Config struct {
 }
 
 // DB is an open database. Use its embedded *sql.DB with queries written with "?" placeholders
-// passed through Rebind.
+// passed through Rebind; begin transactions and run autocommit writes with DB's own BeginTx and
+// ExecContext, which queue this process's SQLite writers fairly (see BeginTx).
 type DB struct {
 	*sql.DB
 	driver string
+	// writers is SQLite's in-process write queue: a one-slot semaphore whose waiters are served
+	// in arrival order. nil for PostgreSQL.
+	writers chan struct{}
+}
+
+// BeginTx begins a transaction. On SQLite every transaction begins IMMEDIATE (it takes the
+// database's write lock), and this process's writers first queue here, first come first served:
+// SQLite's own busy handler polls with growing sleeps, so a writer that commits in a loop (the
+// audit writer under load) can win the lock again and again while another (an erasure) times
+// out. The queue slot is released when the transaction commits or rolls back. On PostgreSQL it
+// is sql.DB's BeginTx.
+func (db *DB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) {
+	release, err := db.queue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := db.DB.BeginTx(ctx, opts)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return &Tx{Tx: tx, release: release}, nil
+}
+
+// ExecContext runs a statement outside a transaction; on SQLite, a write waits its turn in the
+// write queue (see BeginTx) first.
+func (db *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	release, err := db.queue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return db.DB.ExecContext(ctx, query, args...)
+}
+
+// queue waits for the SQLite write slot (or ctx) and returns its release; on PostgreSQL it
+// returns at once.
+func (db *DB) queue(ctx context.Context) (release func(), err error) {
+	if db.writers == nil {
+		return func() {}, nil
+	}
+	select {
+	case db.writers <- struct{}{}:
+		var once sync.Once
+		return func() { once.Do(func() { <-db.writers }) }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Tx is a transaction begun with DB.BeginTx. Commit or Rollback ends it (Rollback after Commit
+// does nothing, as with sql.Tx) and gives up its place in the write queue.
+type Tx struct {
+	*sql.Tx
+	release func()
+}
+
+// Commit commits the transaction.
+func (tx *Tx) Commit() error {
+	defer tx.release()
+	return tx.Tx.Commit()
+}
+
+// Rollback aborts the transaction; after Commit it does nothing and returns sql.ErrTxDone.
+func (tx *Tx) Rollback() error {
+	defer tx.release()
+	return tx.Tx.Rollback()
 }
 
 // Open connects to the database cfg names and checks it answers. SQLite files are opened in WAL
-// mode with foreign keys on and a 5 s busy timeout.
+// mode with foreign keys on and a 15 s busy timeout.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	driver := cfg.Driver
 	if driver == "" {
@@ -87,7 +156,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("database.Open %s: ping: %w", driver, err)
 	}
-	return &DB{DB: db, driver: driver}, nil
+	d := &DB{DB: db, driver: driver}
+	if driver == SQLite {
+		d.writers = make(chan struct{}, 1)
+	}
+	return d, nil
 }
 
 func openSQLite(cfg Config) (*sql.DB, error) {

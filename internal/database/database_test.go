@@ -2,9 +2,12 @@ package database_test
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/database/dbtest"
@@ -135,4 +138,74 @@ func TestOpenDefaultFile(t *testing.T) {
 	if err := db.QueryRow("PRAGMA foreign_keys").Scan(&fk); err != nil || fk != 1 {
 		t.Errorf("foreign_keys = %d (%v), want 1", fk, err)
 	}
+}
+
+// TestSQLiteWriteQueue: this process's SQLite writers are served in arrival order, a commit or
+// rollback frees the slot exactly once, and a writer waiting for the slot gives up with its context.
+func TestSQLiteWriteQueue(t *testing.T) {
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE q (n INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Waiters arrive one after another while first holds the slot.
+	var (
+		mu    sync.Mutex
+		order []int
+		wg    sync.WaitGroup
+	)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+			if _, err := tx.ExecContext(ctx, "INSERT INTO q VALUES (?)", i); err != nil {
+				t.Error(err)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Error(err)
+			}
+			_ = tx.Rollback() // after Commit: must not free the slot a second time
+		}()
+		time.Sleep(50 * time.Millisecond) // let it queue before the next one arrives
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := db.BeginTx(short, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("BeginTx while the slot is held, context ending: %v, want DeadlineExceeded", err)
+	}
+	if err := first.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if want := []int{0, 1, 2}; !slices.Equal(order, want) {
+		t.Errorf("writers served in order %v, want %v", order, want)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM q").Scan(&n); err != nil || n != 3 {
+		t.Errorf("rows = %d (%v), want 3", n, err)
+	}
+	// The slot is free again: one more writer gets it at once.
+	again, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel2()
+	tx, err := db.BeginTx(again, nil)
+	if err != nil {
+		t.Fatalf("the slot was not freed after every writer ended: %v", err)
+	}
+	_ = tx.Rollback()
 }
