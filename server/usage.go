@@ -33,11 +33,10 @@ func (n *answerSize) addChunk(c *llm.Chunk) {
 
 // addResponse counts the text of every choice of r.
 func (n *answerSize) addResponse(r *llm.ChatResponse) {
-	for i := range r.Choices {
-		ch := &r.Choices[i]
+	for _, ch := range r.Choices {
 		n.addText(ch.Content, ch.ReasoningContent, ch.Refusal)
-		for _, tc := range ch.ToolCalls {
-			*n += answerSize(len(tc.Name) + len(tc.Arguments))
+		for j := range ch.ToolCalls {
+			n.addText(&ch.ToolCalls[j].Name, &ch.ToolCalls[j].Arguments)
 		}
 	}
 }
