@@ -51,6 +51,9 @@ func (s *chatService) withSession(ctx context.Context, in *pb.CreateChatCompleti
 // with the response of the target that succeeded. The answer's model is the upstream's model
 // name; the route headers name "provider/model", the decision and the attempts (see routed).
 //
+// The call's record gets the answer's usage, estimated when the upstream reported none
+// (recordUsage); the client's answer carries only what the upstream reported.
+//
 // With a session (session_id or the x-switchyard-session-id header) the request carries the
 // session's system prompt, parameters and history (docs/sessions.md), and the request's messages
 // and the answer are appended to the session before the answer is returned. A failed call
@@ -64,7 +67,8 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 	if err != nil {
 		return nil, err
 	}
-	plan, err := s.routes().Plan(model, router.EstimateChat(req))
+	est := router.EstimateChat(req)
+	plan, err := s.routes().Plan(model, est)
 	if err != nil {
 		return nil, err
 	}
@@ -73,9 +77,11 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 	if err != nil {
 		return nil, err
 	}
-	if resp.Usage != nil {
-		call.SetUsage(*resp.Usage)
+	var size answerSize
+	if resp.Usage == nil {
+		size.addResponse(resp)
 	}
+	recordUsage(call, resp.Usage, est, size)
 	if t != nil {
 		if err := t.Commit(ctx, session.AnswerMessage(resp)); err != nil {
 			return nil, err
@@ -90,8 +96,10 @@ func (s *chatService) CreateChatCompletion(ctx context.Context, in *pb.CreateCha
 // fallbacks happen until the first chunk arrives, then the headers are sent and each chunk is
 // forwarded as soon as it arrives. Every chunk carries the same id and created time; each
 // choice's first delta carries role "assistant". The usage chunk is forwarded only when the
-// client asked for it with stream_options.include_usage. An error after chunks were sent ends
-// the stream with that error.
+// client asked for it with stream_options.include_usage; the adapters ask their upstream for it
+// whether or not the client did, and the call's record gets the usage either way, estimated
+// from the request and the streamed text when the upstream reported none (recordUsage). An
+// error after chunks were sent ends the stream with that error.
 //
 // With a session, the streamed answer's first choice is accumulated and appended to the session
 // with the request's messages when the upstream stream ends cleanly, before the stream ends; an
@@ -107,7 +115,8 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 	if err != nil {
 		return err
 	}
-	plan, err := s.routes().Plan(model, router.EstimateChat(req))
+	est := router.EstimateChat(req)
+	plan, err := s.routes().Plan(model, est)
 	if err != nil {
 		return err
 	}
@@ -118,11 +127,12 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 	}
 	defer up.Close()
 	cv := chunkConverter{includeUsage: req.IncludeStreamUsage, model: res.Target.Model}
-	var usage *llm.Usage // the last usage the upstream reported
+	var (
+		usage *llm.Usage // the last usage the upstream reported
+		size  answerSize // what was streamed, for the estimate when it reported none
+	)
 	defer func() {
-		if usage != nil {
-			call.SetUsage(*usage)
-		}
+		recordUsage(call, usage, est, size)
 		call.SetResponseModel(cv.model)
 	}()
 
@@ -147,6 +157,7 @@ func (s *chatService) StreamChatCompletion(in *pb.StreamChatCompletionRequest, s
 		if c.Usage != nil {
 			usage = c.Usage
 		}
+		size.addChunk(c)
 		if answer != nil {
 			answer.Add(c)
 		}

@@ -88,13 +88,16 @@ type Record struct {
 	Code         string // gRPC status code name, e.g. "OK", "RESOURCE_EXHAUSTED"
 	InputTokens  int64
 	OutputTokens int64
-	Latency      time.Duration // stored in microseconds
-	ClientAddr   string        // the peer of the gRPC call
-	ForwardedFor string        // X-Forwarded-For as the REST gateway (or a proxy) passed it
-	BodyKeyID    string        // key that sealed Body, "" for plaintext
-	BodyDigest   []byte        // SHA-256 of Body as first stored; nil without a body
-	PrevHash     []byte        // Hash of the tenant's previous record (or the checkpoint)
-	Hash         []byte        // ComputeHash(PrevHash)
+	// UsageEstimated says InputTokens and OutputTokens are the gateway's estimate: the upstream
+	// reported no usage (llm.Usage.Estimated). Hashed only when set (see ComputeHash).
+	UsageEstimated bool
+	Latency        time.Duration // stored in microseconds
+	ClientAddr     string        // the peer of the gRPC call
+	ForwardedFor   string        // X-Forwarded-For as the REST gateway (or a proxy) passed it
+	BodyKeyID      string        // key that sealed Body, "" for plaintext
+	BodyDigest     []byte        // SHA-256 of Body as first stored; nil without a body
+	PrevHash       []byte        // Hash of the tenant's previous record (or the checkpoint)
+	Hash           []byte        // ComputeHash(PrevHash)
 
 	Body     []byte    // sealed request/response JSON; nil when off or erased
 	ErasedAt time.Time // when Body was erased; zero if never
@@ -110,18 +113,29 @@ const canonicalVersion = "switchyard.audit.v1\n"
 //	   Subject, KeyName, User, Transport, RPC, Model, Target, Attempts, Class, Code, InputTokens,
 //	   OutputTokens, Latency (microseconds), ClientAddr, ForwardedFor, BodyKeyID, BodyDigest
 //
+//	|| when UsageEstimated is set, and only then, the string "usage_estimated"
+//
 // where each integer is 8 bytes big-endian (two's complement) and each string or byte field is
 // its length as 4 bytes big-endian followed by its bytes. The encoding is unambiguous: no two
-// different records serialise to the same bytes.
+// different records serialise to the same bytes (the optional last field is there or not after
+// fields whose lengths are all known). Records written before UsageEstimated existed have it
+// unset, so they hash as they always did.
 func (r *Record) ComputeHash(prev []byte) []byte {
 	if len(prev) == 0 {
 		prev = make([]byte, HashSize)
 	}
 	buf := make([]byte, 0, len(canonicalVersion)+HashSize+256)
 	buf = append(append(buf, canonicalVersion...), prev...)
-	s := sha256.Sum256(r.appendFields(buf))
+	buf = r.appendFields(buf)
+	if r.UsageEstimated {
+		buf = appendString(buf, hashedUsageEstimated)
+	}
+	s := sha256.Sum256(buf)
 	return s[:]
 }
+
+// hashedUsageEstimated is the field ComputeHash appends for a record with UsageEstimated set.
+const hashedUsageEstimated = "usage_estimated"
 
 // appendFields appends the fields ComputeHash covers, from Tenant to BodyDigest, in its encoding.
 // The spool stores records in the same encoding (spool.go).

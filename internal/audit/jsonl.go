@@ -51,6 +51,7 @@ type jsonRecord struct {
 	Code         string `json:"code"`
 	InputTokens  int64  `json:"input_tokens"`
 	OutputTokens int64  `json:"output_tokens"`
+	Estimated    bool   `json:"usage_estimated,omitempty"`
 	LatencyUS    int64  `json:"latency_us"`
 	ClientAddr   string `json:"client_addr,omitempty"`
 	ForwardedFor string `json:"forwarded_for,omitempty"`
@@ -66,7 +67,7 @@ const jsonTime = "2006-01-02T15:04:05.000000Z07:00"
 func toJSON(r *Record) jsonRecord {
 	return jsonRecord{r.Tenant, r.Seq, r.Time.UTC().Format(jsonTime), r.RequestID, r.TraceID, r.Subject, r.KeyName,
 		r.User, r.Transport, r.RPC, r.Model, r.Target, r.Attempts, r.Class, r.Code, r.InputTokens, r.OutputTokens,
-		r.Latency.Microseconds(), r.ClientAddr, r.ForwardedFor, r.BodyKeyID, r.BodyDigest, r.Body, r.PrevHash, r.Hash}
+		r.UsageEstimated, r.Latency.Microseconds(), r.ClientAddr, r.ForwardedFor, r.BodyKeyID, r.BodyDigest, r.Body, r.PrevHash, r.Hash}
 }
 
 func (j *jsonRecord) record() (*Record, error) {
@@ -77,7 +78,7 @@ func (j *jsonRecord) record() (*Record, error) {
 	return &Record{Tenant: j.Tenant, Seq: j.Seq, Time: t.UTC(), RequestID: j.RequestID, TraceID: j.TraceID,
 		Subject: j.Subject, KeyName: j.KeyName, User: j.User, Transport: j.Transport, RPC: j.RPC, Model: j.Model,
 		Target: j.Target, Attempts: j.Attempts, Class: j.Class, Code: j.Code, InputTokens: j.InputTokens,
-		OutputTokens: j.OutputTokens, Latency: time.Duration(j.LatencyUS) * time.Microsecond,
+		OutputTokens: j.OutputTokens, UsageEstimated: j.Estimated, Latency: time.Duration(j.LatencyUS) * time.Microsecond,
 		ClientAddr: j.ClientAddr, ForwardedFor: j.ForwardedFor, BodyKeyID: j.BodyKeyID, BodyDigest: j.BodyDigest,
 		Body: j.Body, PrevHash: j.PrevHash, Hash: j.Hash}, nil
 }

@@ -55,8 +55,10 @@ var ErrSpoolFull = errors.New("audit spool full")
 // every record in them is stored, and a cursor file:
 //
 //	NNNNNNNNNNNNNNNNNNNN.seg  "SYSPOOL1", then frames: length (4 bytes), CRC-32C of the payload
-//	                          (4 bytes), payload: version 1, the record's fields as
-//	                          Record.ComputeHash encodes them, its body (length and bytes)
+//	                          (4 bytes), payload: version 2, flags (1 byte: bit 0 is
+//	                          UsageEstimated), the record's fields as appendFields encodes
+//	                          them, its body (length and bytes); version 1 frames (a spool
+//	                          written before flags existed) have no flags byte and are read too
 //	cursor                    segment id (8 bytes), offset (8 bytes), CRC-32C of both (4 bytes):
 //	                          where the first record not yet stored starts
 //	lock                      held (flock) while a process uses the directory
@@ -67,7 +69,7 @@ const (
 	segMagic      = "SYSPOOL1"
 	segSuffix     = ".seg"
 	frameHeader   = 8
-	frameVersion  = 1
+	frameVersion  = 2
 	maxFrameBytes = 1 << 30
 	cursorSize    = 20
 )
@@ -416,8 +418,12 @@ func syncDir(dir string) error {
 
 // encodeFrame returns r's frame: header and payload.
 func encodeFrame(r *Record) []byte {
-	b := make([]byte, frameHeader, frameHeader+1+256+len(r.Body))
-	b = append(b, frameVersion)
+	b := make([]byte, frameHeader, frameHeader+2+256+len(r.Body))
+	var flags byte
+	if r.UsageEstimated {
+		flags |= frameUsageEstimated
+	}
+	b = append(b, frameVersion, flags)
 	b = r.appendFields(b)
 	b = appendString(b, string(r.Body))
 	binary.BigEndian.PutUint32(b[:4], uint32(len(b)-frameHeader))
@@ -425,12 +431,21 @@ func encodeFrame(r *Record) []byte {
 	return b
 }
 
+// frameUsageEstimated is the flags bit of Record.UsageEstimated.
+const frameUsageEstimated = 1
+
 func decodeFrame(p []byte) (*Record, error) {
-	if len(p) == 0 || p[0] != frameVersion {
+	var flags byte
+	switch {
+	case len(p) >= 2 && p[0] == frameVersion:
+		flags, p = p[1], p[2:]
+	case len(p) >= 1 && p[0] == 1:
+		p = p[1:]
+	default:
 		return nil, fmt.Errorf("audit spool: unknown frame version")
 	}
-	d := &fieldReader{b: p[1:]}
-	r := new(Record)
+	d := &fieldReader{b: p}
+	r := &Record{UsageEstimated: flags&frameUsageEstimated != 0}
 	d.readFields(r)
 	if body := d.bytes(); body != nil {
 		r.Body = append([]byte(nil), body...)

@@ -62,7 +62,7 @@ func (s *Store) Close() error { return nil }
 
 const recordColumns = `tenant, seq, ts_us, request_id, trace_id, subject, key_name, end_user, transport, rpc,
 	model, target, attempts, class, code, input_tokens, output_tokens, latency_us, client_addr,
-	forwarded_for, body_key_id, body_digest, prev_hash, hash, body, erased_at_us`
+	forwarded_for, body_key_id, body_digest, prev_hash, hash, body, erased_at_us, usage_estimated`
 
 // Append chains and stores recs in one transaction.
 func (s *Store) Append(ctx context.Context, recs []*Record) error {
@@ -75,7 +75,7 @@ func (s *Store) Append(ctx context.Context, recs []*Record) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 	insert, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO audit_records (`+recordColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
 	if err != nil {
 		return fmt.Errorf("audit.Append: prepare: %w", err)
 	}
@@ -149,7 +149,7 @@ func recordArgs(r *Record) []any {
 	return []any{r.Tenant, r.Seq, r.Time.UnixMicro(), r.RequestID, r.TraceID, r.Subject, r.KeyName, r.User,
 		r.Transport, r.RPC, r.Model, r.Target, r.Attempts, r.Class, r.Code, r.InputTokens, r.OutputTokens,
 		r.Latency.Microseconds(), r.ClientAddr, r.ForwardedFor, r.BodyKeyID, nilIfEmpty(r.BodyDigest),
-		r.PrevHash, r.Hash, nilIfEmpty(r.Body), erased}
+		r.PrevHash, r.Hash, nilIfEmpty(r.Body), erased, r.UsageEstimated}
 }
 
 func nilIfEmpty(b []byte) any {
@@ -168,7 +168,7 @@ func scanRecord(sc scanner) (*Record, error) {
 	if err := sc.Scan(&r.Tenant, &r.Seq, &ts, &r.RequestID, &r.TraceID, &r.Subject, &r.KeyName, &r.User,
 		&r.Transport, &r.RPC, &r.Model, &r.Target, &r.Attempts, &r.Class, &r.Code, &r.InputTokens,
 		&r.OutputTokens, &lat, &r.ClientAddr, &r.ForwardedFor, &r.BodyKeyID, &r.BodyDigest,
-		&r.PrevHash, &r.Hash, &r.Body, &erased); err != nil {
+		&r.PrevHash, &r.Hash, &r.Body, &erased, &r.UsageEstimated); err != nil {
 		return nil, err
 	}
 	r.Time = time.UnixMicro(ts).UTC()

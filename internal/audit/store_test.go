@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func rec(tenant string, i int, at time.Time) *audit.Record {
 		Tenant: tenant, Time: at, RequestID: fmt.Sprintf("req-%s-%d", tenant, i), Subject: "key-" + tenant,
 		User: "user-" + fmt.Sprint(i%3), Transport: audit.TransportREST, RPC: "/switchyard.v1.ChatService/CreateChatCompletion",
 		Model: "fast", Target: "mock/m", Attempts: 1, Class: audit.ClassOK, Code: "OK", InputTokens: 5, OutputTokens: 7,
-		Latency: 1234567 * time.Nanosecond, ClientAddr: "127.0.0.1:5555",
+		Latency: 1234567 * time.Nanosecond, ClientAddr: "127.0.0.1:5555", UsageEstimated: i%4 == 3,
 	}
 }
 
@@ -72,6 +73,8 @@ func TestStoreTamper(t *testing.T) {
 			{"delete the last record", "DELETE FROM audit_records WHERE tenant = 'a' AND seq = 10", 10},
 			{"replace a body", "UPDATE audit_records SET body = body_digest WHERE tenant = 'a' AND seq = 4", 4},
 			{"rewrite a hash", "UPDATE audit_records SET hash = prev_hash WHERE tenant = 'a' AND seq = 2", 2},
+			{"mark usage estimated", "UPDATE audit_records SET usage_estimated = TRUE WHERE tenant = 'a' AND seq = 7", 7},
+			{"unmark usage estimated", "UPDATE audit_records SET usage_estimated = FALSE WHERE tenant = 'a' AND seq = 4", 4},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -207,10 +210,17 @@ func TestStoreQueryAndErase(t *testing.T) {
 		if len(all) != 25 || all[0].Seq != 25 || all[24].Seq != 1 {
 			t.Fatalf("paged through %d records (first %d), want 25 newest first", len(all), all[0].Seq)
 		}
+		estimated := 0
 		for _, r := range all {
 			if r.Tenant != "a" {
 				t.Fatalf("tenant a's query returned a record of %q", r.Tenant)
 			}
+			if r.UsageEstimated {
+				estimated++
+			}
+		}
+		if estimated != 6 { // i%4 == 3 for i in 0..24
+			t.Errorf("%d records with usage estimated, want 6", estimated)
 		}
 		filters := []struct {
 			name string
@@ -252,4 +262,21 @@ func TestStoreQueryAndErase(t *testing.T) {
 		}
 		verifyOK(t, s, 50)
 	})
+}
+
+// TestHashCompatible: a record without estimated usage hashes as records did before
+// UsageEstimated existed (the golden hash was computed by that version), so old chains still
+// verify; setting it changes the hash.
+func TestHashCompatible(t *testing.T) {
+	r := rec("a", 1, time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC))
+	r.Seq = 1
+	r.BodyDigest = []byte("0123456789abcdef0123456789abcdef")
+	const golden = "31a997eefd9f1416c1bc5de450d14613f14020d667eda83d66c5bc7d7ed1dffa"
+	if got := hex.EncodeToString(r.ComputeHash(nil)); got != golden {
+		t.Errorf("hash = %s, want %s", got, golden)
+	}
+	r.UsageEstimated = true
+	if got := hex.EncodeToString(r.ComputeHash(nil)); got == golden {
+		t.Error("UsageEstimated is not covered by the hash")
+	}
 }

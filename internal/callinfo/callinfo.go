@@ -11,10 +11,14 @@
 //   - the chat and embedding services (server) set the route (SetRoute) when the router has
 //     answered or given up, the response model (SetResponseModel) when they answer, and the usage
 //     (SetUsage) when the upstream has answered: for a stream, when the stream ends, with the
-//     last usage the upstream reported (also when the stream ends in an error).
+//     last usage the upstream reported (also when the stream ends in an error). A chat answer
+//     the upstream reported no usage for gets the server's estimate, marked llm.Usage.Estimated,
+//     so every answered chat has usage here.
 //
 // Readers, after the handler returns: the limits interceptor settles its token reservation with
-// the usage; the audit interceptor takes the route, the attempts and the usage.
+// the usage; the audit interceptor takes the route, the attempts and the usage (and whether it
+// was estimated). They are the only readers of usage: a new consumer of token counts (metrics,
+// cost) reads it here too, so that every report agrees.
 //
 // Adding a field: add it to Info saying who writes it and when, and give Record a setter.
 package callinfo
@@ -35,7 +39,8 @@ type Info struct {
 	Attempts int
 	// ResponseModel is the model the answer names (the upstream's name for the model).
 	ResponseModel string
-	// Usage is the token usage the upstream reported; valid only when HasUsage.
+	// Usage is the token usage the upstream reported, or the server's estimate when
+	// Usage.Estimated; valid only when HasUsage.
 	Usage    llm.Usage
 	HasUsage bool
 }
@@ -96,7 +101,8 @@ func (r *Record) SetResponseModel(model string) {
 	r.mu.Unlock()
 }
 
-// SetUsage records the upstream's token usage for the answer, replacing any recorded before.
+// SetUsage records the answer's token usage (the upstream's, or the server's estimate marked
+// Estimated), replacing any recorded before.
 func (r *Record) SetUsage(u llm.Usage) {
 	if r == nil {
 		return

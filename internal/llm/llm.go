@@ -192,7 +192,9 @@ type Choice struct {
 	ReasoningSignature string
 }
 
-// Usage counts tokens.
+// Usage counts tokens. Providers fill it from the upstream's report; the server estimates it
+// (and sets Estimated) for an answer the upstream reported none for, so that every answered
+// request is counted (docs/limits.md, "Counting tokens").
 type Usage struct {
 	PromptTokens             int32
 	CompletionTokens         int32
@@ -203,6 +205,9 @@ type Usage struct {
 	CompletionAudioTokens    int32
 	AcceptedPredictionTokens int32
 	RejectedPredictionTokens int32
+	// Estimated says the counts are the gateway's estimate (about 4 characters a token), not
+	// the upstream's report. Never set by a provider; never sent to a client.
+	Estimated bool
 }
 
 // Chunk is one piece of a streamed answer. A chunk with Usage set and no Choices is the usage

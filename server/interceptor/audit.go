@@ -169,6 +169,7 @@ func (c *auditCall) record(ctx context.Context, p *auth.Principal, method string
 	}
 	if info.HasUsage {
 		r.InputTokens, r.OutputTokens = int64(info.Usage.PromptTokens), int64(info.Usage.CompletionTokens)
+		r.UsageEstimated = info.Usage.Estimated
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		r.TraceID = sc.TraceID().String()

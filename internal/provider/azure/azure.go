@@ -11,6 +11,8 @@
 //     v1 API, {endpoint}/openai/v1/chat/completions, with the deployment name as the body's model.
 //   - deployments: the model → deployment map, "gpt-4o=prod-gpt4o,text-embedding-3-small=emb";
 //     a model not in the map is used as the deployment name.
+//   - stream_usage: openai.OptionStreamUsage; the default is true for v1 and api-versions from
+//     2024-09-01 on, false before (those refuse stream_options).
 //
 // Content-filter refusals (400 with code content_filter, innererror ResponsibleAIPolicyViolation)
 // are business-class errors with code content_filter; a filtered completion ends with
@@ -65,11 +67,13 @@ func New(cfg provider.Config) (llm.Provider, error) {
 			if deployments, err = parseDeployments(v); err != nil {
 				return nil, fmt.Errorf("azure.New: options.deployments: %w", err)
 			}
+		case openai.OptionStreamUsage:
+			// read by the openai adapter
 		default:
-			return nil, fmt.Errorf("azure.New: unknown option %q (known: api_version, deployments)", k)
+			return nil, fmt.Errorf("azure.New: unknown option %q (known: api_version, deployments, %s)", k, openai.OptionStreamUsage)
 		}
 	}
-	ep := openai.Endpoint{AuthHeader: "api-key", AuthValue: cfg.APIKey}
+	ep := openai.Endpoint{AuthHeader: "api-key", AuthValue: cfg.APIKey, NoStreamUsage: !streamUsageKnown(version)}
 	if version == "v1" {
 		base := endpoint + "/openai/v1/"
 		ep.URL = func(op openai.Op, _ string) string { return base + string(op) }
@@ -84,6 +88,19 @@ func New(cfg provider.Config) (llm.Provider, error) {
 		return nil, fmt.Errorf("azure.New: %w", err)
 	}
 	return &Provider{Provider: inner, deployments: deployments}, nil
+}
+
+// firstStreamUsageVersion is the first dated api-version that accepts stream_options.
+const firstStreamUsageVersion = "2024-09-01"
+
+// streamUsageKnown says whether api-version accepts stream_options: v1, and dated versions
+// ("2024-10-21", "2025-01-01-preview") from firstStreamUsageVersion on. Older versions refuse
+// the unknown parameter, so their streams go without it (and their usage is estimated).
+func streamUsageKnown(version string) bool {
+	if version == "v1" {
+		return true
+	}
+	return len(version) >= len(firstStreamUsageVersion) && version[:len(firstStreamUsageVersion)] >= firstStreamUsageVersion
 }
 
 // parseDeployments reads "model=deployment,model=deployment".

@@ -167,3 +167,49 @@ func fixture(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// TestStreamUsageByVersion: api-versions before 2024-09-01 refuse stream_options, so their
+// streams go without it unless options.stream_usage says otherwise; newer ones and v1 ask for it.
+func TestStreamUsageByVersion(t *testing.T) {
+	sent := make(chan bool, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			StreamOptions *struct {
+				IncludeUsage bool `json:"include_usage"`
+			} `json:"stream_options"`
+		}
+		b, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(b, &body)
+		sent <- body.StreamOptions != nil && body.StreamOptions.IncludeUsage
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n")
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		options map[string]string
+		want    bool
+	}{
+		{nil, true},
+		{map[string]string{"api_version": "v1"}, true},
+		{map[string]string{"api_version": "2024-09-01-preview"}, true},
+		{map[string]string{"api_version": "2024-06-01"}, false},
+		{map[string]string{"api_version": "2024-06-01", "stream_usage": "true"}, true},
+		{map[string]string{"stream_usage": "false"}, false},
+	} {
+		p, err := azure.New(provider.Config{Name: "az", BaseURL: srv.URL, APIKey: "k", Options: c.options})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := p.ChatStream(context.Background(), &llm.ChatRequest{Model: "gpt-4o", Messages: []llm.Message{llm.TextMessage("user", "x")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := providertest.Collect(st); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		if got := <-sent; got != c.want {
+			t.Errorf("options %v: include_usage sent %v, want %v", c.options, got, c.want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/switchyard/switchyard/internal/llm"
@@ -27,6 +28,8 @@ type Provider struct {
 	url      func(op Op, model string) string
 	authName string // header carrying the credential, "Authorization" by default
 	authVal  string // its value; empty when no key is configured
+	// streamUsage: streamed requests ask for the final usage chunk (stream_options.include_usage).
+	streamUsage bool
 }
 
 // Op names an operation of the OpenAI API, as the last part of its URL path.
@@ -48,7 +51,16 @@ type Endpoint struct {
 	// empty AuthValue sends no credential.
 	AuthHeader string
 	AuthValue  string
+	// NoStreamUsage, when set, sends streamed requests without stream_options, for APIs that
+	// reject it (Azure's api-versions before 2024-09-01). The option stream_usage overrides it.
+	NoStreamUsage bool
 }
+
+// OptionStreamUsage is the options key ("true" or "false", default true) that says whether
+// streamed requests ask the upstream for its final usage chunk with
+// stream_options.include_usage. Turn it off only for a server that rejects stream_options:
+// without the chunk the gateway estimates the stream's usage (docs/limits.md).
+const OptionStreamUsage = "stream_usage"
 
 var (
 	_ llm.Provider    = (*Provider)(nil)
@@ -59,8 +71,14 @@ var (
 // New returns a provider for the upstream cfg describes: cfg.BaseURL (DefaultBaseURL when
 // empty) up to and including the API version, e.g. http://localhost:8000/v1; cfg.APIKey sent as
 // a bearer token when set; cfg.Headers added to every request (they override the defaults, so
-// Azure's "api-key" header works with an empty APIKey). It matches provider.Factory.
+// Azure's "api-key" header works with an empty APIKey); cfg.Options may hold OptionStreamUsage
+// and nothing else. It matches provider.Factory.
 func New(cfg provider.Config) (llm.Provider, error) {
+	for k := range cfg.Options {
+		if k != OptionStreamUsage {
+			return nil, fmt.Errorf("openai.New: unknown option %q (known: %s)", k, OptionStreamUsage)
+		}
+	}
 	return NewWithClient(cfg, provider.NewHTTPClient(cfg))
 }
 
@@ -70,13 +88,19 @@ func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) 
 }
 
 // NewWithEndpoint is NewWithClient for an OpenAI-shaped API addressed as ep says. cfg.BaseURL
-// must still be an http(s) URL (DefaultBaseURL when empty); ep.URL may ignore it.
+// must still be an http(s) URL (DefaultBaseURL when empty); ep.URL may ignore it. Of
+// cfg.Options it reads OptionStreamUsage only; the caller checks the others.
 func NewWithEndpoint(cfg provider.Config, client *http.Client, ep Endpoint) (*Provider, error) {
 	base, err := wireutil.BaseURL("openai.New", cfg.BaseURL, DefaultBaseURL)
 	if err != nil {
 		return nil, err
 	}
-	p := &Provider{cfg: cfg, client: client, url: ep.URL, authName: "Authorization"}
+	p := &Provider{cfg: cfg, client: client, url: ep.URL, authName: "Authorization", streamUsage: !ep.NoStreamUsage}
+	if v, ok := cfg.Options[OptionStreamUsage]; ok {
+		if p.streamUsage, err = strconv.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("openai.New: options.%s: %q is not true or false", OptionStreamUsage, v)
+		}
+	}
 	if p.url == nil {
 		chatURL, embedURL := base+"/"+string(OpChat), base+"/"+string(OpEmbeddings)
 		p.url = func(op Op, _ string) string {
@@ -117,11 +141,16 @@ func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRes
 	return decodeResponse(&w), nil
 }
 
-// ChatStream starts a streamed chat completion. The upstream is always asked for a final usage
-// chunk (stream_options.include_usage); whether the client sees it is the caller's decision.
+// ChatStream starts a streamed chat completion. The upstream is asked for a final usage chunk
+// (stream_options.include_usage) whatever the client asked, unless OptionStreamUsage turned
+// that off; whether the client sees the chunk is the caller's decision.
 func (p *Provider) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
+	w := encodeChat(req, true)
+	if !p.streamUsage {
+		w.StreamOptions = nil
+	}
 	ctx, cancel := wireutil.CallContext(ctx, p.cfg.Timeout)
-	resp, err := p.post(ctx, p.url(OpChat, req.Model), encodeChat(req, true), true)
+	resp, err := p.post(ctx, p.url(OpChat, req.Model), w, true)
 	if err != nil {
 		cancel()
 		return nil, err

@@ -385,3 +385,36 @@ func TestErrorInside200Body(t *testing.T) {
 		t.Error("error wraps io.EOF")
 	}
 }
+
+// TestStreamUsageOption: options.stream_usage false sends streams without stream_options (for
+// servers that reject it); unknown options and non-boolean values are refused.
+func TestStreamUsageOption(t *testing.T) {
+	const sse = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"
+	for _, c := range []struct {
+		options map[string]string
+		want    bool
+	}{{nil, true}, {map[string]string{"stream_usage": "true"}, true}, {map[string]string{"stream_usage": "false"}, false}} {
+		up := newCapture(t, 200, "text/event-stream", sse)
+		p := newProvider(t, provider.Config{Name: "oai", BaseURL: up.srv.URL + "/v1", Options: c.options})
+		st, err := p.ChatStream(context.Background(), &llm.ChatRequest{Model: "m", Messages: []llm.Message{llm.TextMessage("user", "x")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := providertest.Collect(st); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		var sent map[string]any
+		json.Unmarshal(<-up.body, &sent)
+		_, has := sent["stream_options"]
+		so, _ := sent["stream_options"].(map[string]any)
+		if c.want && so["include_usage"] != true || !c.want && has {
+			t.Errorf("options %v: stream_options sent = %v, want include_usage %v", c.options, sent["stream_options"], c.want)
+		}
+	}
+	for _, opts := range []map[string]string{{"stream_usage": "maybe"}, {"num_ctx": "8192"}} {
+		if _, err := openai.New(provider.Config{Name: "oai", Options: opts}); err == nil {
+			t.Errorf("New with options %v succeeded", opts)
+		}
+	}
+}

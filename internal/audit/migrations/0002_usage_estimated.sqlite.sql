@@ -1,0 +1,1 @@
+ALTER TABLE audit_records ADD COLUMN usage_estimated BOOLEAN NOT NULL DEFAULT FALSE;
