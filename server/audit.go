@@ -111,7 +111,7 @@ func auditRecordToPB(r *audit.Record) *pb.AuditRecord {
 		Tenant: r.Tenant, Seq: r.Seq, Time: timestamppb.New(r.Time), RequestId: r.RequestID, TraceId: r.TraceID,
 		Subject: r.Subject, KeyName: r.KeyName, User: r.User, Transport: r.Transport, Rpc: r.RPC, Model: r.Model,
 		Target: r.Target, Attempts: int32(r.Attempts), StatusClass: r.Class, StatusCode: r.Code,
-		InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Latency: durationpb.New(r.Latency),
+		InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, UsageEstimated: r.UsageEstimated, Latency: durationpb.New(r.Latency),
 		ClientAddr: r.ClientAddr, ForwardedFor: r.ForwardedFor,
 		PrevHash: hex.EncodeToString(r.PrevHash), Hash: hex.EncodeToString(r.Hash),
 	}

@@ -249,6 +249,9 @@ type AuditRecord struct {
 	Body string `protobuf:"bytes,23,opt,name=body,proto3" json:"body,omitempty"`
 	// When the body was erased, if it was.
 	BodyErasedTime *timestamppb.Timestamp `protobuf:"bytes,24,opt,name=body_erased_time,json=bodyErasedTime,proto3" json:"body_erased_time,omitempty"`
+	// The token counts are the gateway's estimate: the upstream reported no usage. Part of the
+	// record's hash when true.
+	UsageEstimated bool `protobuf:"varint,25,opt,name=usage_estimated,json=usageEstimated,proto3" json:"usage_estimated,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -451,6 +454,13 @@ func (x *AuditRecord) GetBodyErasedTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *AuditRecord) GetUsageEstimated() bool {
+	if x != nil {
+		return x.UsageEstimated
+	}
+	return false
+}
+
 // EraseAuditBodiesRequest names a subject of the caller's tenant.
 type EraseAuditBodiesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -563,7 +573,7 @@ const file_switchyard_v1_audit_proto_rawDesc = "" +
 	"\x04user\x18\t \x01(\tR\x04user\"x\n" +
 	"\x18ListAuditRecordsResponse\x124\n" +
 	"\arecords\x18\x01 \x03(\v2\x1a.switchyard.v1.AuditRecordR\arecords\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf6\x05\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x9f\x06\n" +
 	"\vAuditRecord\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x03R\x03seq\x12.\n" +
@@ -592,7 +602,8 @@ const file_switchyard_v1_audit_proto_rawDesc = "" +
 	"\tprev_hash\x18\x15 \x01(\tR\bprevHash\x12\x12\n" +
 	"\x04hash\x18\x16 \x01(\tR\x04hash\x12\x12\n" +
 	"\x04body\x18\x17 \x01(\tR\x04body\x12D\n" +
-	"\x10body_erased_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0ebodyErasedTime\"3\n" +
+	"\x10body_erased_time\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\x0ebodyErasedTime\x12'\n" +
+	"\x0fusage_estimated\x18\x19 \x01(\bR\x0eusageEstimated\"3\n" +
 	"\x17EraseAuditBodiesRequest\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\"2\n" +
 	"\x18EraseAuditBodiesResponse\x12\x16\n" +
