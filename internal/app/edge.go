@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 
 	"github.com/switchyard/switchyard/internal/audit"
@@ -81,7 +82,7 @@ func edgeAuthenticate(a auth.Authenticator, aud *auditLog) func(*http.Request) e
 
 // edgeRecord is the audit record of a request the edge refused with err.
 func edgeRecord(r *http.Request, start time.Time, err error) *audit.Record {
-	return &audit.Record{
+	rec := &audit.Record{
 		Tenant:       audit.UnauthenticatedTenant,
 		Time:         start,
 		Transport:    audit.TransportREST,
@@ -92,4 +93,8 @@ func edgeRecord(r *http.Request, start time.Time, err error) *audit.Record {
 		ClientAddr:   r.RemoteAddr,
 		ForwardedFor: strings.Join(r.Header.Values(mdkey.ForwardedFor), ", "),
 	}
+	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
+		rec.TraceID = sc.TraceID().String()
+	}
+	return rec
 }
