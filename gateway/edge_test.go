@@ -117,13 +117,9 @@ func TestEdgeBodyBudget(t *testing.T) {
 	wantCode(t, body, "api_error", "server_busy")
 
 	// Chunked bodies take their shares while they are read.
-	resp2, err := http.Post(h.url+"/v1/chat/completions", "application/json", io.MultiReader(strings.NewReader(chatBody)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp2.Body)
-	resp2.Body.Close()
-	wantStatus(t, resp2, body, http.StatusServiceUnavailable)
+	chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(chatBody), chatBody)
+	resp, body = readAnswer(t, openPost(t, h.url, "/v1/chat/completions", -1, chunked), 5*time.Second)
+	wantStatus(t, resp, body, http.StatusServiceUnavailable)
 
 	_ = slow.Close() // gives the share back once the server sees the body end early
 	deadline := time.Now().Add(5 * time.Second)
@@ -135,8 +131,7 @@ func TestEdgeBodyBudget(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	wantStatus(t, resp, body, http.StatusOK)
-	c = openPost(t, h.url, "/v1/chat/completions", -1, fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(chatBody), chatBody))
-	resp, body = readAnswer(t, c, 5*time.Second)
+	resp, body = readAnswer(t, openPost(t, h.url, "/v1/chat/completions", -1, chunked), 5*time.Second)
 	wantStatus(t, resp, body, http.StatusOK)
 }
 

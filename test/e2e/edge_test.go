@@ -27,7 +27,7 @@ providers: [{name: mock, type: mock, models: [echo]}]
 	return inst.HTTPAddr()
 }
 
-const edgeChat = `{"model":"mock/echo","messages":[{"role":"user","content":"hi"}]}`
+const edgeChatBody = `{"model":"mock/echo","messages":[{"role":"user","content":"hi"}]}`
 
 // rawHead is the head of a chat completions POST announcing length body bytes with key.
 func rawHead(key string, length int) string {
@@ -49,43 +49,53 @@ func dial(t *testing.T, addr, data string) net.Conn {
 	return c
 }
 
-// edgeAnswer reads one response from c within d and returns it with its body.
-func edgeAnswer(t *testing.T, c net.Conn, d time.Duration) (*http.Response, []byte) {
+// edgeAnswer reads one response from c within d; closes reports Connection: close.
+func edgeAnswer(t *testing.T, c net.Conn, d time.Duration) (a httpAnswer, closes bool) {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err == nil {
+		defer resp.Body.Close()
+		a.body, err = io.ReadAll(resp.Body)
+	}
 	if err != nil {
 		t.Fatalf("no response within %v: %v", d, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
+	a.status, a.header = resp.StatusCode, resp.Header
+	return a, resp.Close
 }
 
-// edgeError checks the answer is OpenAI's error shape with status, type and code.
-func edgeError(t *testing.T, resp *http.Response, body []byte, status int, typ, code string) {
+// edgeError checks a is OpenAI's error shape with status, type and code.
+func edgeError(t *testing.T, a httpAnswer, status int, typ, code string) {
 	t.Helper()
-	if e := openAIError(t, httpAnswer{resp.StatusCode, resp.Header, body}, status, typ); e["code"] != code {
+	if e := openAIError(t, a, status, typ); e["code"] != code {
 		t.Errorf("error.code = %v, want %q", e["code"], code)
 	}
 }
 
-// chatOK sends a chat completion with the client key and reports how long it took, failing on
-// anything but 200.
-func chatOK(addr string) (time.Duration, error) {
+// edgeChat sends a chat completion with the client key and returns the answer and how long it
+// took.
+func edgeChat(addr string) (a httpAnswer, took time.Duration, err error) {
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/chat/completions", strings.NewReader(edgeChat))
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/chat/completions", strings.NewReader(edgeChatBody))
 	req.Header.Set("Authorization", "Bearer "+clientKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return a, 0, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("status %d: %s", resp.StatusCode, b)
+	a.body, err = io.ReadAll(resp.Body)
+	a.status, a.header = resp.StatusCode, resp.Header
+	return a, time.Since(start), err
+}
+
+// chatOK is edgeChat failing on anything but 200.
+func chatOK(addr string) (time.Duration, error) {
+	a, took, err := edgeChat(addr)
+	if err == nil && a.status != http.StatusOK {
+		err = fmt.Errorf("status %d: %s", a.status, a.body)
 	}
-	return time.Since(start), nil
+	return took, err
 }
 
 // TestEdgeRefusesBeforeBody: a client with a bad key announcing 30 MiB gets 401 at once, without
@@ -97,12 +107,12 @@ func TestEdgeRefusesBeforeBody(t *testing.T) {
 
 	c := dial(t, addr, rawHead("sk-wrong", announced))
 	start := time.Now()
-	resp, body := edgeAnswer(t, c, 5*time.Second)
-	edgeError(t, resp, body, http.StatusUnauthorized, "authentication_error", "invalid_api_key")
+	a, closes := edgeAnswer(t, c, 5*time.Second)
+	edgeError(t, a, http.StatusUnauthorized, "authentication_error", "invalid_api_key")
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("401 after %v, want it at once (the body deadline is 20s)", d)
 	}
-	if !resp.Close {
+	if !closes {
 		t.Error("the connection is kept after refusing an unread body")
 	}
 
@@ -214,11 +224,11 @@ func TestEdgeCutsOffSlowClients(t *testing.T) {
 	})
 
 	t.Run("body", func(t *testing.T) {
-		c := dial(t, addr, rawHead(clientKey, len(edgeChat)))
-		go dribble(c, edgeChat)
-		resp, body := edgeAnswer(t, c, 10*time.Second)
-		edgeError(t, resp, body, http.StatusRequestTimeout, "invalid_request_error", "request_timeout")
-		if !resp.Close {
+		c := dial(t, addr, rawHead(clientKey, len(edgeChatBody)))
+		go dribble(c, edgeChatBody)
+		a, closes := edgeAnswer(t, c, 10*time.Second)
+		edgeError(t, a, http.StatusRequestTimeout, "invalid_request_error", "request_timeout")
+		if !closes {
 			t.Error("the connection is kept after a body timeout")
 		}
 	})
@@ -235,16 +245,12 @@ func TestEdgeBodyBudget(t *testing.T) {
 	dial(t, addr, rawHead(clientKey, 65500)+`{"model":`) // holds 65500 bytes of the budget
 	time.Sleep(200 * time.Millisecond)                   // for the server to take its share
 
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/chat/completions", strings.NewReader(edgeChat))
-	req.Header.Set("Authorization", "Bearer "+clientKey)
-	resp, err := http.DefaultClient.Do(req)
+	a, _, err := edgeChat(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	edgeError(t, resp, body, http.StatusServiceUnavailable, "api_error", "server_busy")
-	if resp.Header.Get("Retry-After") == "" {
+	edgeError(t, a, http.StatusServiceUnavailable, "api_error", "server_busy")
+	if a.header.Get("Retry-After") == "" {
 		t.Error("503 server_busy without Retry-After")
 	}
 }
