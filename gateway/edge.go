@@ -141,10 +141,13 @@ type readCloser struct {
 	io.Closer
 }
 
-// refuse answers err without reading the request body, and closes the connection: the unread
-// body cannot be drained safely.
-func refuse(w http.ResponseWriter, err error) {
-	w.Header().Set("Connection", "close")
+// refuse answers err without reading (the rest of) the request body, and closes an HTTP/1
+// connection: the unread body cannot be drained safely. (On HTTP/2 "Connection: close" would send
+// GOAWAY for every stream of the connection; the refused stream alone is reset instead.)
+func refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
 	writeError(w, errmap.FromStatus(errmap.ToStatus(err)))
 }
 

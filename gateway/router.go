@@ -59,7 +59,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil && r.Body != http.NoBody && r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if rt.authenticate != nil {
 			if err := rt.authenticate(r); err != nil {
-				refuse(w, err)
+				refuse(w, r, err)
 				return
 			}
 		}
@@ -69,7 +69,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer rt.budget.release(held)
 		*bp = data
 		if err != nil {
-			refuse(w, err)
+			refuse(w, r, err)
 			return
 		}
 		r.Body = &requestBody{data: data}
