@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/klauspost/compress/gzhttp"
@@ -32,6 +33,20 @@ const DefaultMaxBodyBytes = 32 << 20
 type Options struct {
 	MaxBodyBytes int64        // request body limit; 0 means DefaultMaxBodyBytes. Larger bodies answer 413.
 	Logger       *slog.Logger // nil means slog.Default()
+
+	// Authenticate, when set, checks a request's credentials from its headers before any of its
+	// body is read (requests without a body go straight to the chain). A non-nil error (an
+	// *llm.Error or a gRPC status) is answered at once with its status and OpenAI error body and
+	// the connection is closed, the body unread. It must apply the interceptor chain's rule
+	// (auth.Resolve): it only refuses early what the chain would refuse; the chain still decides.
+	Authenticate func(r *http.Request) error
+	// MaxInflightBodyBytes caps the bytes of request bodies being read or held by calls at once,
+	// process-wide; a request finding no room within 100 ms is answered 503 (code server_busy,
+	// Retry-After). 0 means no cap.
+	MaxInflightBodyBytes int64
+	// BodyReadTimeout bounds reading one request's body; a slower client is answered 408 and
+	// disconnected. 0 means no bound.
+	BodyReadTimeout time.Duration
 }
 
 type gateway struct {
@@ -104,7 +119,8 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	if err != nil {
 		return nil, fmt.Errorf("gateway.New: gzip: %w", err)
 	}
-	var h http.Handler = &router{next: mux, maxBody: opts.MaxBodyBytes}
+	var h http.Handler = &router{next: mux, maxBody: opts.MaxBodyBytes, authenticate: opts.Authenticate,
+		budget: newBodyBudget(opts.MaxInflightBodyBytes), bodyTimeout: opts.BodyReadTimeout}
 	h = gz(h)
 	h = otelhttp.NewHandler(h, "switchyard.rest", otelhttp.WithSpanNameFormatter(spanName))
 	return h, nil

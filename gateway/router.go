@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -24,13 +25,19 @@ const (
 //   - answers 404 for the internal ":stream" path;
 //   - serves the routes also without the /v1 prefix (Dify users often omit it from the base URL);
 //   - drops an empty Authorization header, so it reads as no credentials rather than empty ones;
-//   - reads the whole body once, capped at maxBody (413 above it), into a pooled buffer that the
-//     codec decodes in place;
+//   - for a request with a body: checks its credentials from the headers (authenticate, when set)
+//     and refuses bad ones before reading any of the body; takes the body's size from the
+//     process-wide body budget (503 when there is no room) until the call has returned; reads
+//     the whole body once, within bodyTimeout and capped at maxBody (413 above it), into a pooled
+//     buffer that the codec decodes in place (edge.go);
 //   - sends POST /v1/chat/completions with "stream": true to the streaming RPC's path;
 //   - records the route template as r.Pattern, which otelhttp uses for the span name and http.route.
 type router struct {
-	next    http.Handler
-	maxBody int64
+	next         http.Handler
+	maxBody      int64
+	authenticate func(*http.Request) error // nil: the chain alone checks credentials
+	budget       *bodyBudget               // nil: no budget
+	bodyTimeout  time.Duration             // 0: no deadline for the body
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -50,12 +57,19 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if r.Body != nil && r.Body != http.NoBody && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if rt.authenticate != nil {
+			if err := rt.authenticate(r); err != nil {
+				refuse(w, r, err)
+				return
+			}
+		}
 		bp := getBuf()
 		defer putBuf(bp)
-		data, err := readBody(w, r, rt.maxBody, (*bp)[:0])
+		data, held, err := rt.readBudgeted(w, r, (*bp)[:0])
+		defer rt.budget.release(held)
 		*bp = data
 		if err != nil {
-			writeLLMError(w, err)
+			refuse(w, r, err)
 			return
 		}
 		r.Body = &requestBody{data: data}
@@ -95,7 +109,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, dst []byte) (
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 				return dst, tooLarge(limit)
 			}
-			return dst, llm.Wrap(llm.KindInvalidArgument, err, "could not read the request body")
+			return dst, readError(err)
 		}
 	}
 }

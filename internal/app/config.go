@@ -48,6 +48,9 @@ const (
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
+	DefaultBodyReadTimeout   = 30 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+	DefaultMaxConnections    = 4096
 )
 
 // Config is the whole configuration of one Switchyard process, as read from one YAML file.
@@ -92,6 +95,19 @@ type ServerConfig struct {
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	IdleTimeout       time.Duration `yaml:"idle_timeout"` // keep-alive connections idle longer are closed
+	// MaxInflightBodyBytes caps the bytes of REST request bodies being read or held by calls at
+	// once; a request finding no room is answered 503 server_busy (docs/edge.md). Default: an
+	// eighth of the cgroup memory limit (or of the RAM), within [64 MiB, 4 GiB], at least
+	// max_body_bytes.
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes"`
+	// BodyReadTimeout bounds reading one REST request body; slower clients get 408 and are
+	// disconnected. Default 30s.
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+	// MaxHeaderBytes caps a REST or admin request's header block (431 above it). Default 64 KiB.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnections caps the REST listener's open connections; further ones wait in the
+	// kernel's accept queue until one closes. Default 4096.
+	MaxConnections int `yaml:"max_connections"`
 	// GatewayTransport is how the REST gateway reaches the gRPC services: "inproc" (default; an
 	// in-process channel running the same interceptors, no sockets or serialization) or
 	// "loopback" (a gRPC client connection to the process's own gRPC listener). Empty means
@@ -282,6 +298,10 @@ func (c *Config) applyDefaults() {
 	setDefault(&s.ShutdownTimeout, DefaultShutdownTimeout)
 	setDefault(&s.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&s.BodyReadTimeout, DefaultBodyReadTimeout)
+	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	setDefault(&s.MaxConnections, DefaultMaxConnections)
+	setDefault(&s.MaxInflightBodyBytes, defaultBodyBudget(s.MaxBodyBytes)) // after MaxBodyBytes
 	setDefault(&s.GatewayTransport, TransportInproc)
 	s.RequestLimits = s.RequestLimits.WithDefaults()
 	setDefault(&c.Log.Level, "info")
@@ -351,6 +371,16 @@ func (c *Config) validate(providerTypes []string) error {
 	if s.MaxBodyBytes <= 0 {
 		add("server.max_body_bytes: must be positive, got %d", s.MaxBodyBytes)
 	}
+	if s.MaxInflightBodyBytes < s.MaxBodyBytes {
+		add("server.max_inflight_body_bytes: %d is less than server.max_body_bytes (%d): the largest body could never be read",
+			s.MaxInflightBodyBytes, s.MaxBodyBytes)
+	}
+	if s.MaxHeaderBytes <= 0 {
+		add("server.max_header_bytes: must be positive, got %d", s.MaxHeaderBytes)
+	}
+	if s.MaxConnections <= 0 {
+		add("server.max_connections: must be positive, got %d", s.MaxConnections)
+	}
 	for _, d := range []struct {
 		field string
 		v     time.Duration
@@ -358,6 +388,7 @@ func (c *Config) validate(providerTypes []string) error {
 		{"server.shutdown_timeout", s.ShutdownTimeout},
 		{"server.read_header_timeout", s.ReadHeaderTimeout},
 		{"server.idle_timeout", s.IdleTimeout},
+		{"server.body_read_timeout", s.BodyReadTimeout},
 	} {
 		if d.v <= 0 {
 			add("%s: must be positive, got %v", d.field, d.v)

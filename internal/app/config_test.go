@@ -132,6 +132,10 @@ func TestDefaults(t *testing.T) {
 	if s.MaxBodyBytes != 32<<20 || s.ShutdownTimeout != 30*time.Second || s.ReadHeaderTimeout != 10*time.Second || s.IdleTimeout <= 0 {
 		t.Errorf("server = %+v, want the documented defaults", s)
 	}
+	if s.BodyReadTimeout != 30*time.Second || s.MaxHeaderBytes != 64<<10 || s.MaxConnections != 4096 ||
+		s.MaxInflightBodyBytes < 64<<20 || s.MaxInflightBodyBytes > 4<<30 {
+		t.Errorf("edge settings = %+v, want the documented defaults", s)
+	}
 	if c.Log.Level != "info" || c.Log.Format != "json" || c.Auth.Mode != "none" {
 		t.Errorf("log, auth = %+v, %+v; want info/json and none", c.Log, c.Auth)
 	}
@@ -175,6 +179,11 @@ func TestValidate(t *testing.T) {
 		{"bad log level", base + "log: {level: loud}\n", "log.level"},
 		{"bad log format", base + "log: {format: xml}\n", "log.format"},
 		{"negative body limit", base + "server: {max_body_bytes: -1}\n", "max_body_bytes"},
+		{"body budget below the body limit", base + "server: {max_body_bytes: 2000000, max_inflight_body_bytes: 1000000}\n", "max_inflight_body_bytes"},
+		{"body budget fits the body limit", base + "server: {max_body_bytes: 1000000, max_inflight_body_bytes: 1000000}\n", ""},
+		{"negative body deadline", base + "server: {body_read_timeout: -1s}\n", "server.body_read_timeout"},
+		{"negative header cap", base + "server: {max_header_bytes: -1}\n", "server.max_header_bytes"},
+		{"negative connection cap", base + "server: {max_connections: -1}\n", "server.max_connections"},
 		{"unknown auth mode", base + "auth: {mode: magic}\n", "auth"},
 		{"api_key mode without keys", base + "auth: {mode: api_key}\n", "api_keys"},
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/oklog/run"
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -42,19 +43,25 @@ func listen(ctx context.Context, cfg ServerConfig, tls *serverTLS, c *closers) (
 	if l.rest, err = bind("REST", cfg.HTTPAddr); err != nil {
 		return l, err
 	}
-	l.rest = tls.restListener(l.rest)
+	l.rest = tls.restListener(netutil.LimitListener(l.rest, cfg.MaxConnections))
 	if l.admin, err = bind("admin", cfg.AdminAddr); err != nil {
 		return l, err
 	}
 	return l, nil
 }
 
-// newHTTPServer builds the REST or admin server serving h, logging its errors to log.
+// maxConcurrentStreams caps the HTTP/2 streams of one REST connection (HTTP/2 is served with TLS).
+const maxConcurrentStreams = 100
+
+// newHTTPServer builds the REST or admin server serving h, logging its errors to log. Slow
+// clients are cut off by ReadHeaderTimeout (headers) and the gateway's body_read_timeout (bodies).
 func newHTTPServer(cfg ServerConfig, h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxConcurrentStreams},
 		// No WriteTimeout: it would cut long SSE streams. Upstream calls are bounded by the
 		// request's context and the providers' timeouts instead.
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),

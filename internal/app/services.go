@@ -83,7 +83,12 @@ func (i *Instance) restHandler(ctx context.Context, cfg ServerConfig, d *deps, c
 	if err != nil {
 		return nil, err
 	}
-	h, err := gateway.New(gwCtx, conn, gateway.Options{MaxBodyBytes: cfg.MaxBodyBytes, Logger: d.log})
+	h, err := gateway.New(gwCtx, conn, gateway.Options{
+		MaxBodyBytes: cfg.MaxBodyBytes, Logger: d.log,
+		Authenticate:         edgeAuthenticate(d.authn, d.audit),
+		MaxInflightBodyBytes: cfg.MaxInflightBodyBytes,
+		BodyReadTimeout:      cfg.BodyReadTimeout,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}

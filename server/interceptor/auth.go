@@ -15,28 +15,20 @@ import (
 
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/errmap"
-	"github.com/switchyard/switchyard/internal/llm"
 )
 
-// authFunc authenticates the bearer token of the `authorization` metadata and puts the principal in
-// the context. A missing or empty header is the empty token: the authenticator decides (mode none
-// admits it). A header with another scheme is rejected unless the authenticator admits anonymous
-// callers.
+// authFunc authenticates the bearer token of the `authorization` metadata (auth.Resolve, the rule
+// the REST edge's early check uses too) and puts the principal in the context. A missing or empty
+// header is the empty token: the authenticator decides (mode none admits it).
 func authFunc(a auth.Authenticator) grpcauth.AuthFunc {
 	return func(ctx context.Context) (context.Context, error) {
-		token, schemeErr := bearerToken(ctx)
-		p, err := a.Authenticate(withClientCert(ctx), token)
-		if err != nil {
-			if schemeErr != nil {
-				err = schemeErr
-			}
-			return nil, errmap.ToStatus(err).Err()
+		var header string
+		if vs := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vs) > 0 {
+			header = vs[0]
 		}
-		if strings.HasPrefix(p.Tenant, "_") {
-			// Tenant names starting with "_" are the gateway's own (the audit log's
-			// "_unauthenticated" chain); a credential claiming one is refused.
-			return nil, errmap.ToStatus(&llm.Error{Kind: llm.KindUnauthenticated, Code: "invalid_tenant",
-				Message: "the credential names a reserved tenant"}).Err()
+		p, err := auth.Resolve(withClientCert(ctx), a, header)
+		if err != nil {
+			return nil, errmap.ToStatus(err).Err()
 		}
 		logging.AddFields(ctx, logging.Fields{fieldTenant, p.Tenant, fieldSubject, p.Subject})
 		if err := notePrincipal(ctx, p); err != nil {
@@ -58,25 +50,6 @@ func withClientCert(ctx context.Context) context.Context {
 		return ctx
 	}
 	return auth.NewCertContext(ctx, ti.State.VerifiedChains[0][0])
-}
-
-// bearerToken returns the token of "Bearer <token>" (scheme case-insensitive), "" for a missing or
-// empty header, and "" with an error for any other scheme.
-func bearerToken(ctx context.Context) (string, error) {
-	vs := metadata.ValueFromIncomingContext(ctx, "authorization")
-	if len(vs) == 0 {
-		return "", nil
-	}
-	v := strings.TrimSpace(vs[0])
-	if v == "" {
-		return "", nil
-	}
-	scheme, token, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "bearer") {
-		return "", &llm.Error{Kind: llm.KindUnauthenticated, Code: "invalid_api_key",
-			Message: "The authorization header must use the Bearer scheme: 'Authorization: Bearer <key>'."}
-	}
-	return strings.TrimSpace(token), nil
 }
 
 // needsAuth exempts gRPC health checks and server reflection from authentication.
