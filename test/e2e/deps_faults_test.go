@@ -194,36 +194,39 @@ limits:
 		phase atomic.Value
 		mu    sync.Mutex
 		seen  = map[string]map[int]int{} // phase → status → count, for turns and plain chats
+		slow  = map[string]time.Duration{} // phase → the longest request
 	)
 	phase.Store("up")
-	count := func(kind string, o outcome) {
+	count := func(kind, during string, o outcome, took time.Duration) { // during: the phase at the start
 		mu.Lock()
 		defer mu.Unlock()
-		k := phase.Load().(string) + "/" + kind
+		k := during + "/" + kind
 		if seen[k] == nil {
 			seen[k] = map[int]int{}
 		}
 		seen[k][o.status]++
+		slow[k] = max(slow[k], took)
 	}
 	stop := traffic(len(ids)+1, func(w, seq int) {
+		start, during := time.Now(), phase.Load().(string)
 		if w == len(ids) { // plain chats: only the limiter touches Redis
 			o := restCall(t, addr, http.MethodPost, "/v1/chat/completions", acmeKey, "", chatBody("up/gpt-ok", "plain", false))
-			count("chat", o)
+			count("chat", during, o, time.Since(start))
 			if o.status != http.StatusOK {
-				t.Errorf("plain chat during %s: %d %s %q; want 200 (limits fall back to memory)", phase.Load(), o.status, o.errType, o.message)
+				t.Errorf("plain chat started %s: %d %s %q; want 200 (limits fall back to memory)", during, o.status, o.errType, o.message)
 			}
 			return
 		}
 		text := fmt.Sprintf("s%d-t%d", w, seq)
 		o := restCall(t, addr, http.MethodPost, "/v1/chat/completions", acmeKey, ids[w], chatBody("up/gpt-ok", text, false))
-		count("turn", o)
+		count("turn", during, o, time.Since(start))
 		wantServiceRefusal(t, "turn "+text, o)
 		log.add(ids[w], text, o.status == http.StatusOK)
 	})
 	time.Sleep(500 * time.Millisecond)
 	rs.Stop()
 	phase.Store("down")
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(3 * time.Second)
 	// New sessions need Redis (their authoritative tier): refused, clearly.
 	o := restCall(t, addr, http.MethodPost, "/v1/sessions", acmeKey, "", map[string]any{"model": "up/gpt-ok"})
 	if o.status != http.StatusServiceUnavailable {
@@ -238,7 +241,7 @@ limits:
 		return seen["back/turn"][http.StatusOK] >= 2*len(ids)
 	})
 	stop()
-	t.Logf("outcomes by phase/kind → status: %v", seen)
+	t.Logf("outcomes by phase/kind → status: %v; longest request: %v", seen, slow)
 	if seen["down/turn"][http.StatusServiceUnavailable] == 0 {
 		t.Errorf("no turn was refused while Redis was down: %v", seen)
 	}
