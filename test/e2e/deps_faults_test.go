@@ -193,7 +193,7 @@ limits:
 		log   turnLog
 		phase atomic.Value
 		mu    sync.Mutex
-		seen  = map[string]map[int]int{} // phase → status → count, for turns and plain chats
+		seen  = map[string]map[int]int{}   // phase → status → count, for turns and plain chats
 		slow  = map[string]time.Duration{} // phase → the longest request
 	)
 	phase.Store("up")
