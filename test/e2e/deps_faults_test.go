@@ -32,6 +32,7 @@ import (
 func TestDependencyFaults(t *testing.T) {
 	t.Run("redis", testRedisOutage)
 	t.Run("postgres-sessions", testPostgresSessionsOutage)
+	t.Run("postgres-sessions-without-redis", testPostgresOnlyArchiveOutage)
 	t.Run("postgres-keys", testPostgresKeysOutage)
 	t.Run("upstream-hangs", testUpstreamHangs)
 	t.Run("dns", testUpstreamDNSFailure)
@@ -289,7 +290,8 @@ func testPostgresSessionsOutage(t *testing.T) {
 		t.Errorf("switchyard_session_archive_errors_total = %v, want >= 3", v)
 	}
 	pg.start()
-	waitFor(t, "a turn after PostgreSQL is back", func() bool { return turn("after").status == http.StatusOK })
+	n := 0 // each try is a turn of its own: a refused one may still be in the history
+	waitFor(t, "a turn after PostgreSQL is back", func() bool { n++; return turn(fmt.Sprintf("after-%d", n)).status == http.StatusOK })
 	want := g.restHistory(t, acmeKey, id)
 	log.check(t, id, want)
 
@@ -303,6 +305,47 @@ func testPostgresSessionsOutage(t *testing.T) {
 	if got := fresh.restHistory(t, acmeKey, id); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("archived history after the outage = %q; want %q", got, want)
 	}
+}
+
+// testPostgresOnlyArchiveOutage stops the PostgreSQL of a tiered store without Redis (memory and
+// the archive). An unarchived session lives in memory and keeps taking turns; an archived one,
+// whose authoritative tier is the archive, and every create (it checks the archive for the id)
+// answer 503; after the restart both sessions continue and their histories are complete.
+func testPostgresOnlyArchiveOutage(t *testing.T) {
+	pg := startPrivatePostgres(t)
+	up := newFakeOpenAI(t)
+	g := connectSessions(t, startYAML(t, sessionsYAML(up.URL, fmt.Sprintf(`sessions:
+  backend: tiered
+  sql: {driver: postgres, dsn: %q}
+`, pg.dsn()))), up)
+	var log turnLog
+	turn := func(id, text string) outcome {
+		o := restCall(t, g.HTTPAddr(), http.MethodPost, "/v1/chat/completions", acmeKey, id, chatBody("up/gpt-ok", text, false))
+		log.add(id, text, o.status == http.StatusOK)
+		return o
+	}
+	var archived, transient pb.Session
+	g.restInto(t, http.MethodPost, "/v1/sessions", acmeKey, nil, map[string]any{"model": "up/gpt-ok", "archive": true}, &archived)
+	g.restInto(t, http.MethodPost, "/v1/sessions", acmeKey, nil, map[string]any{"model": "up/gpt-ok"}, &transient)
+	a, b := archived.GetId(), transient.GetId()
+	turn(a, "a1")
+	turn(b, "b1")
+	pg.stop()
+	if o := turn(b, "b2"); o.status != http.StatusOK {
+		t.Errorf("unarchived turn with the archive down: %d %q; want 200", o.status, o.message)
+	}
+	if o := turn(a, "a2"); o.status != http.StatusServiceUnavailable || o.errType != "api_error" {
+		t.Errorf("archived turn with the archive down: %d %s %q; want 503 api_error", o.status, o.errType, o.message)
+	}
+	if o := restCall(t, g.HTTPAddr(), http.MethodPost, "/v1/sessions", acmeKey, "", map[string]any{"model": "up/gpt-ok"}); o.status != http.StatusServiceUnavailable {
+		t.Errorf("create with the archive down: %d %q; want 503", o.status, o.message)
+	}
+	pg.start()
+	n := 0 // each try is a turn of its own: a refused one may still be in the history
+	waitFor(t, "an archived turn after PostgreSQL is back", func() bool { n++; return turn(a, fmt.Sprintf("a3-%d", n)).status == http.StatusOK })
+	turn(b, "b3")
+	log.check(t, a, g.restHistory(t, acmeKey, a))
+	log.check(t, b, g.restHistory(t, acmeKey, b))
 }
 
 // testPostgresKeysOutage stops the PostgreSQL holding the managed API keys. A key found before
