@@ -144,7 +144,16 @@ type Limiter struct {
 	storeErrors metric.Int64Counter
 	errCount    atomic.Int64
 	lastLog     atomic.Int64 // Unix ns of the last store error logged
+	downUntil   atomic.Int64 // Unix ns: after a failed Take, the store is not asked until then
 }
+
+// storeDownFor is how long the limiter, after the store failed, goes straight to its store error
+// mode without asking the store: during an outage requests do not each wait out the store
+// client's dial retries (a second or more). Then one request asks the store again.
+const storeDownFor = time.Second
+
+// errStoreDown stands for the store's answer while it is presumed down.
+var errStoreDown = errors.New("limits: the store failed less than a second ago; not asked")
 
 // New returns a limiter enforcing p with buckets in store. It fails on an invalid policy or
 // option.
@@ -296,7 +305,7 @@ func (l *Limiter) Reserve(ctx context.Context, r Request) (*Reservation, error) 
 	add("tenant", r.Tenant, base+"t:", tenantL)
 
 	res.store = l.store
-	states, taken, err := l.store.Take(ctx, now, bs)
+	states, taken, err := l.take(ctx, now, bs)
 	if err != nil {
 		l.storeFailed(ctx, "take", err)
 		switch l.onErr {
@@ -406,6 +415,25 @@ func (r *Reservation) Settle(ctx context.Context, used int64, failed bool) {
 	if err := r.store.Add(ctx, r.l.now(), bs); err != nil {
 		r.l.storeFailed(ctx, "add", err)
 	}
+}
+
+// take is the store's Take, unless the store failed less than storeDownFor ago (errStoreDown).
+// Once that time has passed, a single request asks the store again; the others keep going to the
+// error mode until it succeeds.
+func (l *Limiter) take(ctx context.Context, now time.Time, bs []Bucket) ([]BucketState, bool, error) {
+	wall := time.Now().UnixNano()
+	if until := l.downUntil.Load(); until != 0 &&
+		(wall < until || !l.downUntil.CompareAndSwap(until, wall+int64(storeDownFor))) {
+		return nil, false, errStoreDown
+	}
+	states, taken, err := l.store.Take(ctx, now, bs)
+	switch {
+	case err != nil && ctx.Err() == nil: // a caller that left says nothing about the store
+		l.downUntil.Store(time.Now().UnixNano() + int64(storeDownFor))
+	case err == nil && l.downUntil.Load() != 0:
+		l.downUntil.Store(0)
+	}
+	return states, taken, err
 }
 
 func (l *Limiter) count(ctx context.Context, outcome string) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,5 +267,48 @@ func TestMemoryDropsFullBuckets(t *testing.T) {
 	}
 	if m.Len() != 1 {
 		t.Errorf("Len = %d, want 1: the refilled bucket should be swept", m.Len())
+	}
+}
+
+// recoveringStore is a memory store that fails while down is set, counting Take calls.
+type recoveringStore struct {
+	*limits.Memory
+	down  atomic.Bool
+	takes atomic.Int32
+}
+
+func (s *recoveringStore) Take(ctx context.Context, now time.Time, bs []limits.Bucket) ([]limits.BucketState, bool, error) {
+	s.takes.Add(1)
+	if s.down.Load() {
+		return nil, false, errors.New("connection refused")
+	}
+	return s.Memory.Take(ctx, now, bs)
+}
+
+// TestStoreDownSkipped: after a failed Take the store is not asked for a second (the requests go
+// to the error mode at once, each counted as a store error); then one request asks it again, and
+// once it answers every request uses it again.
+func TestStoreDownSkipped(t *testing.T) {
+	store := &recoveringStore{Memory: limits.NewMemory()}
+	store.down.Store(true)
+	l, _ := newLimiter(t, store, limits.Policy{Default: limits.Limits{RPM: 1000}})
+	reserve := func() {
+		if _, err := l.Reserve(context.Background(), limits.Request{Tenant: "t"}); err != nil {
+			t.Fatalf("Reserve: %v (local fallback admits)", err)
+		}
+	}
+	for range 5 {
+		reserve()
+	}
+	if n := store.takes.Load(); n != 1 || l.StoreErrors() != 5 {
+		t.Errorf("store asked %d times, %d store errors; want 1 and 5", n, l.StoreErrors())
+	}
+	store.down.Store(false)
+	time.Sleep(1100 * time.Millisecond)
+	for range 3 {
+		reserve()
+	}
+	if n := store.takes.Load(); n != 4 || l.StoreErrors() != 5 {
+		t.Errorf("after recovery: store asked %d times, %d store errors; want 4 and 5", n, l.StoreErrors())
 	}
 }

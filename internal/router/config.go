@@ -77,6 +77,10 @@ type RouteConfig struct {
 	// AttemptTimeout bounds one attempt until the blocking answer or the first stream chunk
 	// (0: none). An attempt that runs out is a KindTimeout failure: retried, then fallen back.
 	AttemptTimeout time.Duration `yaml:"attempt_timeout,omitempty"`
+	// StreamIdleTimeout bounds the wait for each chunk of a committed stream after the first
+	// (0: none, the default: a reasoning model may be silent for minutes). A stream that stalls
+	// longer breaks with a KindTimeout error event; it is not retried (the client has chunks).
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout,omitempty"`
 	// Shadow mirrors a share of the route's requests to a candidate target whose answers are
 	// recorded, never returned (see ShadowConfig).
 	Shadow *ShadowConfig `yaml:"shadow,omitempty"`
@@ -255,7 +259,7 @@ func (cfg Config) Validate(models map[string][]string) error {
 		if b.Window < 0 || b.OpenFor < 0 || b.MinRequests < 0 || b.HalfOpenProbes < 0 {
 			add("%s.breaker: window, open_for, min_requests and half_open_probes must not be negative", where)
 		}
-		if r.Timeout < 0 || r.AttemptTimeout < 0 {
+		if r.Timeout < 0 || r.AttemptTimeout < 0 || r.StreamIdleTimeout < 0 {
 			add("%s: timeouts must not be negative", where)
 		}
 		validateLive(where, r, checkTarget, add)

@@ -20,6 +20,7 @@ import (
 type timeoutPolicy struct {
 	total   time.Duration // the request until its answer (blocking) or first chunk (stream)
 	attempt time.Duration // one attempt until its answer or first chunk
+	idle    time.Duration // a committed stream's wait for each chunk after the first
 }
 
 // Span attributes set by the executor on the caller's current span.
@@ -169,11 +170,28 @@ func (s *Stream) Recv() (*llm.Chunk, error) {
 		s.end(io.EOF)
 		return nil, io.EOF
 	}
-	c, err := s.up.Recv()
+	c, err := s.recvWithin(s.x.plan.timeout.idle)
 	if err != nil {
 		s.end(err)
 	} else {
 		s.text.add(c)
+	}
+	return c, err
+}
+
+// recvWithin is the upstream's Recv, bounded by idle (0: unbounded): when no chunk arrives in
+// time the attempt's context is cancelled, which ends the upstream call and closes its
+// connection, and the stream breaks with a KindTimeout error.
+func (s *Stream) recvWithin(idle time.Duration) (*llm.Chunk, error) {
+	if idle <= 0 {
+		return s.up.Recv()
+	}
+	var fired atomic.Bool
+	stop := s.x.plan.state.clock.AfterFunc(idle, func() { fired.Store(true); s.x.release() })
+	c, err := s.up.Recv()
+	if !stop() && fired.Load() && err != nil && !errors.Is(err, io.EOF) {
+		err = &llm.Error{Kind: llm.KindTimeout, Provider: s.x.res.Target.ProviderName,
+			Message: "the upstream stream stalled: no chunk for " + idle.String(), Err: err}
 	}
 	return c, err
 }

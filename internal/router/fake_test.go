@@ -85,6 +85,7 @@ type step struct {
 	tail    time.Duration // streams: clock advance after the first chunk
 	midErr  error         // streams: error after the first chunk instead of io.EOF
 	block   bool          // wait for ctx to end, then fail with its error
+	stall   bool          // streams: after the first chunk (and tail), wait for ctx to end
 }
 
 // fakeProvider answers from a script of steps, one per call (the last repeats).
@@ -153,6 +154,10 @@ func (f *fakeStream) Recv() (*llm.Chunk, error) {
 		return &llm.Chunk{Model: f.model, Choices: []llm.ChunkChoice{{Content: llm.Ptr("hi")}}}, nil
 	case 2:
 		f.p.clock.Advance(f.s.tail)
+		if f.s.stall {
+			<-f.ctx.Done()
+			return nil, llm.Wrap(llm.KindCanceled, f.ctx.Err(), "canceled")
+		}
 		if f.s.midErr != nil {
 			return nil, f.s.midErr
 		}

@@ -140,7 +140,7 @@ func Build(backends map[string]Backend, cfg Config, state *State) (*Router, erro
 	}
 	for _, rc := range routes {
 		rt := &route{name: rc.Name, strategy: rc.Strategy, retry: rc.Retry.policy(), breaker: rc.Breaker.policy(),
-			timeout: timeoutPolicy{total: rc.Timeout, attempt: rc.AttemptTimeout}}
+			timeout: timeoutPolicy{total: rc.Timeout, attempt: rc.AttemptTimeout, idle: rc.StreamIdleTimeout}}
 		if rt.strategy == "" {
 			rt.strategy = StrategyPriority
 		}

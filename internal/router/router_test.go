@@ -286,19 +286,24 @@ func TestStreams(t *testing.T) {
 		name         string
 		a            []step
 		attemptTO    time.Duration
+		idleTO       time.Duration
 		wantA, wantB int
 		wantMidErr   bool
+		wantKind     llm.Kind // of the mid-stream error, when set
 	}{
 		{name: "an error before the first chunk is retried", a: []step{{err: upErr(llm.KindUnavailable, 0)}, {}}, wantA: 2},
 		{name: "an error after the first chunk ends the stream, no retry, no fallback",
 			a: []step{{midErr: upErr(llm.KindUpstream, 0)}}, wantA: 1, wantMidErr: true},
 		{name: "an attempt without a first chunk in time falls back",
 			a: []step{{block: true, latency: 10 * time.Second}}, attemptTO: 5 * time.Second, wantA: 1, wantB: 1},
+		{name: "a stream that stalls after its first chunk breaks at the idle timeout, no retry",
+			a: []step{{stall: true, tail: 10 * time.Second}}, idleTO: 5 * time.Second, wantA: 1, wantMidErr: true, wantKind: llm.KindTimeout},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rc := testRoute(StrategyPriority, tgt("a/m1"), tgt("b/m2"))
 			rc.AttemptTimeout = c.attemptTO
+			rc.StreamIdleTimeout = c.idleTO
 			if c.attemptTO > 0 {
 				rc.Retry.MaxRetries = new(int)
 			}
@@ -315,6 +320,9 @@ func TestStreams(t *testing.T) {
 			_, err = s.Recv()
 			if c.wantMidErr != !errors.Is(err, io.EOF) {
 				t.Errorf("second Recv err = %v, want mid-stream error %v", err, c.wantMidErr)
+			}
+			if c.wantKind != 0 && llm.KindOf(err) != c.wantKind {
+				t.Errorf("second Recv err = %v, want kind %v", err, c.wantKind)
 			}
 			if e.calls("a/m1") != c.wantA || e.calls("b/m2") != c.wantB || res.Attempts != c.wantA+c.wantB {
 				t.Errorf("calls a=%d b=%d attempts=%d, want a=%d b=%d", e.calls("a/m1"), e.calls("b/m2"), res.Attempts, c.wantA, c.wantB)

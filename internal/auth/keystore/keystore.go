@@ -185,7 +185,7 @@ func (s *Store) Create(ctx context.Context, spec Spec) (*Key, string, error) {
 	hash := HashSecret(secret)
 	if _, err := s.db.ExecContext(ctx, s.qInsert, k.ID, hex.EncodeToString(hash[:]), k.Name, k.Tenant,
 		string(scopes), string(models), k.LastFour, k.CreatedAt.UnixMilli(), millis(k.ExpiresAt)); err != nil {
-		return nil, "", fmt.Errorf("keystore.Create %s: %w", k.ID, err)
+		return nil, "", dbError("keystore.Create "+k.ID, err)
 	}
 	return k, secret, nil
 }
@@ -226,7 +226,7 @@ func (s *Store) Get(ctx context.Context, id string) (*Key, error) {
 		return nil, fmt.Errorf("keystore.Get %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keystore.Get %s: %w", id, err)
+		return nil, dbError("keystore.Get "+id, err)
 	}
 	return k, nil
 }
@@ -248,7 +248,7 @@ func (s *Store) Lookup(ctx context.Context, hash [sha256.Size]byte) (*Key, error
 // keeps its first revocation time and succeeds. An unknown id is an ErrNotFound error.
 func (s *Store) Revoke(ctx context.Context, id string) (*Key, error) {
 	if _, err := s.db.ExecContext(ctx, s.qRevoke, s.now().UTC().UnixMilli(), id); err != nil {
-		return nil, fmt.Errorf("keystore.Revoke %s: %w", id, err)
+		return nil, dbError("keystore.Revoke "+id, err)
 	}
 	k, err := s.Get(ctx, id)
 	if err != nil {
@@ -289,7 +289,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]*Key, string, error)
 	fmt.Fprintf(&q, ` ORDER BY created_at DESC, id DESC LIMIT %d`, size+1)
 	rows, err := s.db.QueryContext(ctx, s.db.Rebind(q.String()), args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("keystore.List: %w", err)
+		return nil, "", dbError("keystore.List", err)
 	}
 	defer rows.Close()
 	var out []*Key
@@ -301,7 +301,7 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]*Key, string, error)
 		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("keystore.List: %w", err)
+		return nil, "", dbError("keystore.List", err)
 	}
 	next := ""
 	if len(out) > size {
@@ -310,6 +310,20 @@ func (s *Store) List(ctx context.Context, o ListOptions) ([]*Key, string, error)
 		next = makeToken(last.CreatedAt.UnixMilli(), last.ID)
 	}
 	return out, next, nil
+}
+
+// dbError is a failed database call as the error vocabulary: the context's end as canceled or
+// timed out, anything else KindUnavailable (a database outage is never the caller's fault, and
+// the call may be retried). op names the operation in the cause, which clients do not see.
+func dbError(op string, err error) error {
+	err = fmt.Errorf("%s: %w", op, err)
+	switch {
+	case errors.Is(err, context.Canceled):
+		return llm.Wrap(llm.KindCanceled, err, "request canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return llm.Wrap(llm.KindTimeout, err, "the API key store timed out")
+	}
+	return llm.Wrap(llm.KindUnavailable, err, "the API key store is unavailable")
 }
 
 func makeToken(ms int64, id string) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/switchyard/switchyard/internal/auth/keystore"
 	"github.com/switchyard/switchyard/internal/database"
 	"github.com/switchyard/switchyard/internal/database/dbtest"
+	"github.com/switchyard/switchyard/internal/llm"
 )
 
 // clock is a settable test clock.
@@ -292,4 +293,32 @@ func sameKey(t *testing.T, got, want *keystore.Key) {
 		!got.CreatedAt.Equal(want.CreatedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) || !got.RevokedAt.Equal(want.RevokedAt) {
 		t.Errorf("key = %+v, want %+v", got, want)
 	}
+}
+
+// TestStoreDatabaseDown: with the database gone every call fails with KindUnavailable (503), never
+// as an internal error; an unknown id is still NOT_FOUND while the database answers.
+func TestStoreDatabaseDown(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		st, err := keystore.New(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _, err := st.Create(ctx, keystore.Spec{Name: "a", Tenant: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, _, errCreate := st.Create(ctx, keystore.Spec{Name: "b", Tenant: "t"})
+		_, errGet := st.Get(ctx, k.ID)
+		_, errRevoke := st.Revoke(ctx, k.ID)
+		_, _, errList := st.List(ctx, keystore.ListOptions{})
+		for name, err := range map[string]error{"Create": errCreate, "Get": errGet, "Revoke": errRevoke, "List": errList} {
+			if llm.KindOf(err) != llm.KindUnavailable {
+				t.Errorf("%s with the database closed = %v (kind %v), want KindUnavailable", name, err, llm.KindOf(err))
+			}
+		}
+	})
 }

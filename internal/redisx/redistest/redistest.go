@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -121,36 +122,10 @@ func Cluster(t testing.TB) redis.UniversalClient {
 		cmd := exec.Command(server, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
 			"--save", "", "--appendonly", "no", "--dir", nodeDir, "--protected-mode", "no")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Skipf("start redis-server: %v", err)
+		if err := startReady(cmd); err != nil {
+			t.Skipf("redis-server on port %d: %v", port, err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		ready := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			ok := false
-			for sc.Scan() {
-				if !ok && strings.Contains(sc.Text(), "Ready to accept connections") {
-					ok = true
-					ready <- true
-				}
-			}
-			if !ok {
-				ready <- false
-			}
-		}()
-		select {
-		case ok := <-ready:
-			if !ok {
-				t.Skipf("redis-server on port %d exited before accepting connections", port)
-			}
-		case <-time.After(10 * time.Second):
-			t.Skipf("redis-server on port %d did not start within 10 s", port)
-		}
 		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", port))
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
@@ -189,6 +164,99 @@ func Cluster(t testing.TB) redis.UniversalClient {
 		cc.ReloadState(ctx)
 	}
 	return c
+}
+
+// Server is a redis-server process of the test's own on a free loopback port, which the test
+// may stop and start again (never the shared node of the other tests). It appends every write to
+// its file before answering (appendfsync always), so a restart, even after a kill, keeps every
+// acknowledged write, as a production Redis with AOF would.
+type Server struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	port int
+	cmd  *exec.Cmd
+}
+
+// StartServer starts a Server and stops it at the end of the test. It skips the test when
+// redis-server is missing or does not start.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed: cannot start a private Redis")
+	}
+	port, err := freePort()
+	if err != nil {
+		t.Skipf("no free port for a private Redis: %v", err)
+	}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), port: port}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return fmt.Sprintf("127.0.0.1:%d", s.port) }
+
+// Start starts the server (again) on its port and waits until it accepts connections.
+func (s *Server) Start() {
+	s.t.Helper()
+	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--save", "",
+		"--appendonly", "yes", "--appendfsync", "always", "--dir", s.dir, "--protected-mode", "no")
+	if err := startReady(cmd); err != nil {
+		s.t.Fatalf("private redis-server on port %d: %v", s.port, err)
+	}
+	s.cmd = cmd
+}
+
+// Stop kills the server (SIGKILL: no goodbye to its clients) and waits for it to exit. Stopping
+// a stopped server does nothing.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// startReady starts a redis-server command and waits up to 10 s for "Ready to accept
+// connections" on its standard output.
+func startReady(cmd *exec.Cmd) error {
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.Contains(sc.Text(), "Ready to accept connections") {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+	}()
+	select {
+	case ok := <-ready:
+		if ok {
+			return nil
+		}
+		_ = cmd.Wait()
+		return errors.New("exited before accepting connections")
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return errors.New("did not start within 10 s")
+	}
 }
 
 // freePort returns a port p in [20000, 45000) with p and its cluster bus port p+10000 free.
