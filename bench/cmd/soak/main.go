@@ -35,7 +35,7 @@ func main() {
 	flag.Float64Var(&o.abandon, "abandon", 0.5, "share of sessions left to expire instead of deleted")
 	flag.BoolVar(&o.redis, "redis", false, "sessions backend tiered with Redis at 127.0.0.1:6379 (default: memory)")
 	flag.Float64Var(&o.maxGrowth, "max-growth", 0.10, "largest RSS and GC-goal growth (last third's median over the middle third's) that counts as flat")
-	flag.IntVar(&o.goroutineSlack, "goroutine-slack", 20, "largest goroutine and fd change (medians, last third vs middle third) that counts as flat")
+	flag.IntVar(&o.goroutineSlack, "goroutine-slack", 20, "largest goroutine and fd growth (medians, last third over middle third) that counts as flat")
 	flag.StringVar(&o.out, "out", "", "also write the report (markdown) to this file")
 	flag.StringVar(&o.profiles, "profiles", "", "save the gateway's heap and goroutine profiles at the start of the middle third and at the end into this directory")
 	flag.DurationVar(&o.tableEvery, "table-every", time.Minute, "sample spacing in the markdown table")
@@ -216,7 +216,7 @@ func saveProfiles(gw *harness.Gateway, dir, tag string) {
 func report(o options, backend, load0, load1 string, samples []sample, cl *clients, v verdict) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# soak %s\n\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Fprintf(&b, "`go run ./bench/cmd/soak -duration %s -rate %d -faults %g -abandon %g%s`: go %s, %d CPUs, load average %s at the start, %s at the end. "+
+	fmt.Fprintf(&b, "`go run ./bench/cmd/soak -duration %s -rate %d -faults %g -abandon %g%s`: %s, %d CPUs, load average %s at the start, %s at the end. "+
 		"Auth api_key, audit on (SQLite), sessions %s; upstream faults on %.0f %% of calls (429, 500, 503, reset, slow 1.5 s > attempt_timeout 1 s).\n\n",
 		o.duration, o.rate, o.faults, o.abandon, map[bool]string{true: " -redis"}[o.redis], runtime.Version(), runtime.NumCPU(), load0, load1, backend, o.faults*100)
 	b.WriteString("| elapsed | RSS MiB | heap in use MiB | GC goal MiB | goroutines | open fds | ok | errors | load |\n|---|---|---|---|---|---|---|---|---|\n")
