@@ -227,10 +227,9 @@ func report(o options, backend, load0, load1 string, samples []sample, cl *clien
 		ok, errs := s.totals()
 		fmt.Fprintf(&b, "| %s | %.1f | %.1f | %.1f | %d | %d | %d | %d | %s |\n", s.elapsed.Round(time.Second), s.rssMiB, s.heapMiB, s.gcGoalMiB, s.goroutines, s.fds, ok, errs, strings.Fields(s.load)[0])
 	}
-	b.WriteString("\nRequests by kind (ok / errors):\n\n| kind | ok | errors |\n|---|---|---|\n")
-	last := samples[len(samples)-1]
+	b.WriteString("\nRequests by kind over the whole run (ok / errors):\n\n| kind | ok | errors |\n|---|---|---|\n")
 	for i, k := range kindNames {
-		fmt.Fprintf(&b, "| %s | %d | %d |\n", k, last.ok[i], last.errs[i])
+		fmt.Fprintf(&b, "| %s | %d | %d |\n", k, cl.ok[i].Load(), cl.errs[i].Load())
 	}
 	if top := cl.topErrors(8); top != "" {
 		b.WriteString("\nMost frequent errors:\n\n" + top)
