@@ -135,6 +135,8 @@ func TestRulesRefuse(t *testing.T) {
 		{"internal/audit", module + "/internal/session"},
 		{"internal/session/tiered", module + "/server"},
 		{"internal/provider/openai", module + "/internal/router"},
+		{"bench/cmd/soak", module + "/internal/app"},
+		{"bench/internal/harness", module + "/gen/go/switchyard/v1"},
 	} {
 		_, r, ok := ruleFor(c.pkg)
 		if !ok {
