@@ -97,3 +97,10 @@ fmt: ## gofmt the tree
 
 bench: build ## Gateway overhead benchmark (see bench/README.md)
 	$(GO) run ./bench/cmd/gwbench -binary $(BIN)
+
+# Leak soak (bench/README.md, Soak): mixed REST/gRPC traffic with upstream faults for DURATION,
+# sampled every 10 s; exits non-zero when memory, goroutines or fds grew. Not part of make test.
+DURATION ?= 10m
+.PHONY: soak
+soak: build ## Leak soak for DURATION (default 10m): make soak DURATION=10m SOAKFLAGS='-redis -out soak.md'
+	$(GO) run ./bench/cmd/soak -binary $(BIN) -duration $(DURATION) $(SOAKFLAGS)

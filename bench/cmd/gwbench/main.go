@@ -16,14 +16,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,10 +32,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/switchyard/switchyard/bench/internal/harness"
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 )
-
-const apiKey = "sk-bench-0123456789abcdef"
 
 func main() {
 	var (
@@ -75,7 +72,7 @@ type options struct {
 
 // gwTargets are the ways one gateway process is called.
 type gwTargets struct {
-	gw          *gatewayProc
+	gw          *harness.Gateway
 	label       string // transport, or "" for the binary's default
 	unary, strm []target
 }
@@ -88,8 +85,8 @@ func run(o options) error {
 			return fmt.Errorf("pin load generator to CPU 1: %w", err)
 		}
 	}
-	up := newUpstream()
-	if err := up.start(); err != nil {
+	up := harness.NewUpstream()
+	if err := up.Start(); err != nil {
 		return err
 	}
 	httpc := &http.Client{Transport: &http.Transport{
@@ -98,7 +95,7 @@ func run(o options) error {
 	body := func(model string, stream bool) []byte {
 		return fmt.Appendf(nil, `{"model":%q,"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":64,"temperature":0.2,"stream":%t}`, model, stream)
 	}
-	direct := "http://" + up.addr + "/v1/chat/completions"
+	direct := "http://" + up.Addr + "/v1/chat/completions"
 	unary := []target{{name: "direct", do: httpDo(httpc, direct, "", body("bench-model", false))}}
 	streamTargets := []target{{name: "direct", do: httpStream(httpc, direct, "", body("bench-model", true))}}
 
@@ -111,34 +108,34 @@ func run(o options) error {
 	var gws []*gwTargets
 	defer func() {
 		for _, g := range gws {
-			g.gw.stop()
+			g.gw.Stop()
 		}
 	}()
-	authCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+apiKey)
+	authCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+harness.APIKey)
 	for _, tr := range transports {
-		gw, err := startGateway(o.binary, up.addr, tr, o.pin)
+		gw, err := startGateway(o.binary, up.Addr, tr, o.pin)
 		if err != nil {
 			return err
 		}
 		g := &gwTargets{gw: gw, label: tr}
 		gws = append(gws, g)
-		cc, err := grpc.NewClient(gw.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(gw.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			return fmt.Errorf("dial gateway gRPC: %w", err)
 		}
 		defer cc.Close()
 		chat := pb.NewChatServiceClient(cc)
-		rest := "http://" + gw.httpAddr + "/v1/chat/completions"
+		rest := "http://" + gw.HTTPAddr + "/v1/chat/completions"
 		suffix := ""
 		if tr != "" {
 			suffix = " (" + tr + ")"
 		}
 		g.unary = []target{
-			{name: "gateway REST" + suffix, do: httpDo(httpc, rest, apiKey, body("up/bench-model", false)), gw: gw, kind: "rest"},
-			{name: "gateway gRPC" + suffix, do: grpcDo(authCtx, chat), gw: gw, kind: "grpc"},
+			{name: "gateway REST" + suffix, do: httpDo(httpc, rest, harness.APIKey, body("up/bench-model", false)), gw: gw, kind: "rest", transport: tr},
+			{name: "gateway gRPC" + suffix, do: grpcDo(authCtx, chat), gw: gw, kind: "grpc", transport: tr},
 		}
 		g.strm = []target{
-			{name: "gateway REST" + suffix, do: httpStream(httpc, rest, apiKey, body("up/bench-model", true)), gw: gw, kind: "rest"},
+			{name: "gateway REST" + suffix, do: httpStream(httpc, rest, harness.APIKey, body("up/bench-model", true)), gw: gw, kind: "rest"},
 			{name: "gateway gRPC" + suffix, do: grpcStream(authCtx, chat), gw: gw, kind: "grpc"},
 		}
 		unary = append(unary, g.unary...)
@@ -156,7 +153,7 @@ func run(o options) error {
 	var rep strings.Builder
 	fmt.Fprintf(&rep, "# gwbench %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&rep, "go %s, %d CPUs, pinned=%t, gateway GOMAXPROCS=%s, %s per target after %s warm-up; auth=api_key, tracing on (no exporter), request logging on; transports: %s.\n\n",
-		runtime.Version(), runtime.NumCPU(), o.pin, gws[0].gw.procs, o.duration, o.warmup, strings.Join(transportNames(gws), ", "))
+		runtime.Version(), runtime.NumCPU(), o.pin, gws[0].gw.Procs, o.duration, o.warmup, strings.Join(transportNames(gws), ", "))
 
 	// 1. Max throughput, closed loop.
 	fmt.Fprintf(&rep, "## Max throughput: %d connections, closed loop, non-streaming chat\n\n", o.conns)
@@ -166,11 +163,11 @@ func run(o options) error {
 	for i, t := range unary {
 		runClosed(t, o.conns, o.warmup, nil)
 		stopProf := startProfile(profDir, t, "max", o.duration, &profiles)
-		cpu0 := t.gw.cpu()
+		cpu0 := t.gw.CPU()
 		r := runClosed(t, o.conns, o.duration, nil)
 		cpuPer := "—"
 		if t.gw != nil {
-			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.cpu()-cpu0)/float64(r.n)/1e3)
+			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.CPU()-cpu0)/float64(r.n)/1e3)
 		}
 		stopProf()
 		if i == 0 {
@@ -185,11 +182,11 @@ func run(o options) error {
 	for i, t := range unary {
 		runOpen(t, o.rate, o.warmup)
 		stopProf := startProfile(profDir, t, "rate", o.duration, &profiles)
-		cpu0 := t.gw.cpu()
+		cpu0 := t.gw.CPU()
 		r := runOpen(t, o.rate, o.duration)
 		cpuPer := "—"
 		if t.gw != nil {
-			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.cpu()-cpu0)/float64(r.n)/1e3)
+			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.CPU()-cpu0)/float64(r.n)/1e3)
 		}
 		stopProf()
 		if i == 0 {
@@ -199,16 +196,16 @@ func run(o options) error {
 	}
 
 	// 3. Streams: time to first token and whole-stream time.
-	fmt.Fprintf(&rep, "\n## Streaming: %d concurrent streams of %d chunks, closed loop\n\n", o.streams, chunkCount)
+	fmt.Fprintf(&rep, "\n## Streaming: %d concurrent streams of %d chunks, closed loop\n\n", o.streams, harness.ChunkCount)
 	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | added TTFT p50 | total p50 | errors | gateway CPU/stream |\n|---|---|---|---|---|---|---|---|\n")
 	for i, t := range streamTargets {
 		runClosed(t, o.streams, o.warmup, nil)
 		var ttft latencies
-		cpu0 := t.gw.cpu()
+		cpu0 := t.gw.CPU()
 		r := runClosed(t, o.streams, o.duration, &ttft)
 		cpuPer := "—"
 		if t.gw != nil {
-			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.cpu()-cpu0)/float64(r.n)/1e3)
+			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.CPU()-cpu0)/float64(r.n)/1e3)
 		}
 		if i == 0 {
 			base = result{lat: ttft.sorted()}
@@ -218,7 +215,7 @@ func run(o options) error {
 	}
 	rep.WriteString("\n")
 	for _, g := range gws {
-		fmt.Fprintf(&rep, "Gateway%s RSS: idle at start %.1f MiB, after the run %.1f MiB.\n", labelSuffix(g.label), g.gw.idleRSS, g.gw.rssMiB())
+		fmt.Fprintf(&rep, "Gateway%s RSS: idle at start %.1f MiB, after the run %.1f MiB.\n", labelSuffix(g.label), g.gw.IdleRSS, g.gw.RSSMiB())
 	}
 
 	fmt.Print(rep.String())
@@ -264,12 +261,12 @@ func startProfile(dir string, t target, scenario string, d time.Duration, paths 
 		return func() {}
 	}
 	name := t.kind + "-" + scenario
-	if t.gw.transport != "" {
-		name = t.gw.transport + "-" + name
+	if t.transport != "" {
+		name = t.transport + "-" + name
 	}
 	path := filepath.Join(dir, name+".pprof")
 	done := make(chan error, 1)
-	go func() { done <- t.gw.cpuProfile(path, d) }()
+	go func() { done <- t.gw.CPUProfile(path, d) }()
 	return func() {
 		if err := <-done; err != nil {
 			fmt.Fprintln(os.Stderr, "gwbench: profile:", err)
@@ -295,8 +292,10 @@ func printTop(path string) {
 type target struct {
 	name string
 	do   func(ttft *time.Duration) error
-	gw   *gatewayProc // nil for direct calls
-	kind string       // "rest" or "grpc" for gateway targets
+	gw   *harness.Gateway // nil for direct calls
+	kind string           // "rest" or "grpc" for gateway targets
+	// transport is the gateway's server.gateway_transport ("" for the binary's default).
+	transport string
 }
 
 func httpDo(c *http.Client, url, key string, body []byte) func(*time.Duration) error {
@@ -496,160 +495,14 @@ func runOpen(t target, rate int, d time.Duration) result {
 	return result{n: total, errs: int(errs.Load()), elapsed: time.Since(start), lat: lat.sorted()}
 }
 
-type gatewayProc struct {
-	cmd                                  *exec.Cmd
-	httpAddr, grpcAddr, adminAddr, procs string
-	transport                            string
-	idleRSS                              float64
-	dir                                  string
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 // startGateway starts binary with auth and request logging on, serving the upstream as provider
 // "up". transport, when set, is written as server.gateway_transport.
-func startGateway(binary, upstreamAddr, transport string, pin bool) (*gatewayProc, error) {
-	abs, err := filepath.Abs(binary)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "gwbench")
-	if err != nil {
-		return nil, err
-	}
-	server := ""
-	if transport != "" {
-		server = fmt.Sprintf("server: {gateway_transport: %s}\n", transport)
-	}
-	cfg := server + fmt.Sprintf(`log: {level: info, format: json}
-auth:
-  mode: api_key
-  api_keys:
-    - {name: bench, key: %q, tenant: bench}
-providers:
+func startGateway(binary, upstreamAddr, transport string, pin bool) (*harness.Gateway, error) {
+	cfg := harness.AuthConfig + fmt.Sprintf(`providers:
   - {name: up, type: openai, base_url: "http://%s/v1", api_key: sk-upstream}
-`, apiKey, upstreamAddr)
-	cfgPath := filepath.Join(dir, "switchyard.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		return nil, err
+`, upstreamAddr)
+	if transport != "" {
+		cfg = fmt.Sprintf("server: {gateway_transport: %s}\n", transport) + cfg
 	}
-	g := &gatewayProc{dir: dir, procs: "default", transport: transport}
-	addrs := make([]string, 3)
-	for i := range addrs {
-		if addrs[i], err = freeAddr(); err != nil {
-			return nil, err
-		}
-	}
-	g.httpAddr, g.grpcAddr, g.adminAddr = addrs[0], addrs[1], addrs[2]
-	args := []string{abs, "serve", "--config", cfgPath}
-	if pin {
-		args = append([]string{"taskset", "-c", "0"}, args...)
-		g.procs = "1"
-	}
-	g.cmd = exec.Command(args[0], args[1:]...)
-	g.cmd.Env = append(os.Environ(), "SWITCHYARD_HTTP_ADDR="+addrs[0], "SWITCHYARD_GRPC_ADDR="+addrs[1], "SWITCHYARD_ADMIN_ADDR="+addrs[2])
-	if pin {
-		g.cmd.Env = append(g.cmd.Env, "GOMAXPROCS=1")
-	}
-	logf, err := os.Create(filepath.Join(dir, "gateway.log"))
-	if err != nil {
-		return nil, err
-	}
-	g.cmd.Stdout, g.cmd.Stderr = logf, logf
-	if err := g.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start gateway: %w", err)
-	}
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addrs[2] + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if i > 200 {
-			g.stop()
-			log, _ := os.ReadFile(logf.Name())
-			return nil, fmt.Errorf("gateway not ready after 10s; log:\n%s", log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	g.idleRSS = g.rssMiB()
-	return g, nil
-}
-
-func (g *gatewayProc) stop() {
-	_ = g.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = g.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = g.cmd.Process.Kill()
-	}
-	_ = os.RemoveAll(g.dir)
-}
-
-// pid is the gateway's own pid (taskset execs it, so the pid is the same).
-func (g *gatewayProc) pid() int { return g.cmd.Process.Pid }
-
-// cpuProfile saves a CPU profile of the next d (whole seconds, at least one) to path.
-func (g *gatewayProc) cpuProfile(path string, d time.Duration) error {
-	secs := max(int(d/time.Second), 1)
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.adminAddr, secs))
-	if err != nil {
-		return fmt.Errorf("fetch CPU profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch CPU profile: status %d", resp.StatusCode)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("save CPU profile: %w", err)
-	}
-	return f.Close()
-}
-
-// cpu returns the gateway's user+system CPU time so far, in nanoseconds (all threads); 0 for a
-// nil gateway (direct calls).
-func (g *gatewayProc) cpu() int64 {
-	if g == nil {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", g.pid()))
-	if err != nil {
-		return 0
-	}
-	// Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	const clkTck = 100 // USER_HZ on Linux
-	return (ut + st) * int64(time.Second) / clkTck
-}
-
-func (g *gatewayProc) rssMiB() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.pid()))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	return harness.StartGateway(harness.GatewayOptions{Binary: binary, Config: cfg, Pin: pin})
 }
