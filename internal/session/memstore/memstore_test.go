@@ -3,6 +3,7 @@ package memstore_test
 import (
 	"context"
 	"errors"
+	"time"
 	"testing"
 
 	"github.com/switchyard/switchyard/internal/session"
@@ -67,5 +68,34 @@ func TestPutAndInvalidate(t *testing.T) {
 	m.Invalidate("t", s.ID, 4)
 	if _, err := m.Get(ctx, "t", s.ID); !errors.Is(err, session.ErrNotFound) {
 		t.Errorf("Invalidate at a newer version kept it: %v", err)
+	}
+}
+
+// TestAbandonedSessionsExpire: sessions nobody reads again are dropped once expired, without
+// waiting for max_sessions to push them out; a session with a longer TTL of its own stays, and
+// does not keep expired sessions behind it alive past the next full sweep.
+func TestAbandonedSessionsExpire(t *testing.T) {
+	ctx := context.Background()
+	clock := sessiontest.NewClock()
+	m := memstore.New(memstore.WithTTL(time.Minute), memstore.WithClock(clock.Now))
+	long := sessiontest.NewSession("t", "u")
+	long.TTL = time.Hour
+	if err := m.Create(ctx, long); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if err := m.Create(ctx, sessiontest.NewSession("t", "u")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(2 * time.Minute) // the 100 have expired, the long one has not
+	if err := m.Create(ctx, sessiontest.NewSession("t", "u")); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Stats(); st.Sessions != 2 || st.Expired != 100 {
+		t.Errorf("after the sweep: %+v, want 2 sessions (the long one and the new one), 100 expired", st)
+	}
+	if _, err := m.Get(ctx, "t", long.ID); err != nil {
+		t.Errorf("the session with a TTL of its own: %v", err)
 	}
 }
