@@ -207,15 +207,7 @@ func (c *clients) post(ctx context.Context, path, body, sessionID string) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(b))
-	}
-	return b, nil
+	return harness.ReadOK(resp)
 }
 
 func chatRequest(model, sessionID, text string) *pb.CreateChatCompletionRequest {

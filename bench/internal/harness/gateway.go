@@ -139,13 +139,22 @@ func (g *Gateway) Admin(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	b, err := ReadOK(resp)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// ReadOK reads and closes resp's body; an answer other than 200 is an error quoting the body.
+func ReadOK(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return b, nil
 }
