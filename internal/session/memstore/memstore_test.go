@@ -3,8 +3,8 @@ package memstore_test
 import (
 	"context"
 	"errors"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/switchyard/switchyard/internal/session"
 	"github.com/switchyard/switchyard/internal/session/memstore"
