@@ -7,8 +7,10 @@
 //	logging     one line per finished call (method, code, duration, request id, tenant); no payloads
 //	audit       one audit record per call, refused ones included, written asynchronously (audit.go;
 //	            off when Auditor is nil); auth hands it the principal it admitted; route, attempts
-//	            and usage come from the call's record
-//	auth        bearer token → auth.Principal in the context (health and reflection are exempt)
+//	            and usage come from the call's record; when the audit spool is full, a tenant whose
+//	            audit is required is refused UNAVAILABLE (audit_unavailable) as auth admits it
+//	auth        bearer token → auth.Principal in the context (health and reflection are exempt);
+//	            the REST edge runs the same rule (auth.Resolve) before reading a body
 //	authz       the principal holds the RPC's scope and may use the requested model (authz.go)
 //	limits      requests and tokens per minute and per day, per key and tenant (limits.go; off when
 //	            Limiter is nil); x-ratelimit-* headers; usage settled after the call, from the
