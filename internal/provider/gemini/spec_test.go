@@ -21,10 +21,10 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
-// specDir holds Google's official Generative Language API protos (see shared/specs/SOURCES.md).
-// It lives outside the repository, beside it, as CI lays it out.
+// specDir holds Google's official Generative Language API protos, vendored under test/specs
+// (provenance in test/specs/README.md).
 const (
-	specDir     = "../../../../shared/specs/google-gemini/v1beta"
+	specDir     = "../../../test/specs/google-gemini/v1beta"
 	protoPrefix = "google/ai/generativelanguage/v1beta/"
 )
 
