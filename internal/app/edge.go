@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
-	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 
 	"github.com/switchyard/switchyard/internal/audit"
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/errmap"
 	"github.com/switchyard/switchyard/internal/mdkey"
+	"github.com/switchyard/switchyard/server/interceptor"
 )
 
 // The REST edge's protections (docs/edge.md): the early credential check, the machine-sized body
@@ -87,12 +87,11 @@ func edgeRecord(r *http.Request, start time.Time, err error) *audit.Record {
 		Time:         start,
 		Transport:    audit.TransportREST,
 		RPC:          r.Method + " " + r.URL.Path,
-		Class:        errmap.KindOf(err).Info().Class,
-		Code:         rpccode.Code_name[int32(errmap.ToStatus(err).Code())], // "UNAUTHENTICATED"
 		Latency:      time.Since(start),
 		ClientAddr:   r.RemoteAddr,
 		ForwardedFor: strings.Join(r.Header.Values(mdkey.ForwardedFor), ", "),
 	}
+	rec.Class, rec.Code = interceptor.AuditOutcome(errmap.ToStatus(err).Err())
 	if sc := trace.SpanContextFromContext(r.Context()); sc.HasTraceID() {
 		rec.TraceID = sc.TraceID().String()
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -192,11 +193,14 @@ func (c *auditCall) record(ctx context.Context, p *auth.Principal, method string
 	c.mu.Lock()
 	r.Model, r.User = c.model, c.user
 	c.mu.Unlock()
-	r.Class, r.Code = auditClass(err), "OK"
-	if code := status.Code(err); code != codes.OK {
-		r.Code = strings.ToUpper(camelToSnake(code.String()))
-	}
+	r.Class, r.Code = AuditOutcome(err)
 	return r
+}
+
+// AuditOutcome is the Record.Class and Record.Code of a call that ended with err (nil: "ok",
+// "OK"); the REST edge uses it for the requests it refuses before the chain.
+func AuditOutcome(err error) (class, code string) {
+	return auditClass(err), rpccode.Code_name[int32(status.Code(err))]
 }
 
 // auditClass is the Record.Class of a call that ended with err: ok, canceled, or the class of
@@ -210,18 +214,6 @@ func auditClass(err error) string {
 		return audit.ClassCanceled
 	}
 	return k.Info().Class
-}
-
-// camelToSnake turns a codes.Code name ("ResourceExhausted") into "Resource_Exhausted".
-func camelToSnake(s string) string {
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && 'A' <= c && c <= 'Z' {
-			b.WriteByte('_')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // unaryAudit writes one audit entry per call, after the call (nothing when a is nil), whether the
