@@ -50,6 +50,6 @@ func recordUsage(call *callinfo.Record, u *llm.Usage, prompt router.Estimate, an
 		call.SetUsage(*u)
 		return
 	}
-	p, c := int32(prompt.PromptTokens), int32(router.TokensForChars(int(answer)))
+	p, c := int32(prompt.PromptTokens), int32(llm.TokensForChars(int(answer)))
 	call.SetUsage(llm.Usage{PromptTokens: p, CompletionTokens: c, TotalTokens: p + c, Estimated: true})
 }

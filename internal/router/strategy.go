@@ -18,9 +18,6 @@ type Estimate struct {
 	MaxTokens    int // completion budget; 0 means DefaultCompletionTokens
 }
 
-// charsPerToken is the rough size of a token in characters, for estimates only.
-const charsPerToken = 4
-
 // EstimateChat estimates req's prompt size from its text (about 4 characters a token, tools
 // included) and takes its max_tokens.
 func EstimateChat(req *llm.ChatRequest) Estimate {
@@ -37,7 +34,7 @@ func EstimateChat(req *llm.ChatRequest) Estimate {
 	for _, t := range req.Tools {
 		n += len(t.Name) + len(t.Description) + len(t.Parameters)
 	}
-	e := Estimate{PromptTokens: TokensForChars(n)}
+	e := Estimate{PromptTokens: llm.TokensForChars(n)}
 	if req.MaxTokens != nil {
 		e.MaxTokens = int(*req.MaxTokens)
 	}
@@ -53,13 +50,8 @@ func EstimateEmbedding(req *llm.EmbeddingRequest) Estimate {
 	for _, t := range req.Tokens {
 		toks += len(t)
 	}
-	return Estimate{PromptTokens: toks + TokensForChars(n), MaxTokens: -1}
+	return Estimate{PromptTokens: toks + llm.TokensForChars(n), MaxTokens: -1}
 }
-
-// TokensForChars estimates the tokens of n characters of text: n/4, rounded up. It is the one
-// chars-to-tokens rule of the estimates (EstimateChat, and the server's estimate of an answer
-// whose usage the upstream did not report).
-func TokensForChars(n int) int { return (n + charsPerToken - 1) / charsPerToken }
 
 // Candidate is one target of a plan with the strategy's score for it.
 type Candidate struct {

@@ -132,7 +132,7 @@ func estimateTokens(m *llm.Message) int {
 	for _, tc := range m.ToolCalls {
 		n += len(tc.ID) + len(tc.Name) + len(tc.Arguments)
 	}
-	return (n + 3) / 4
+	return llm.TokensForChars(n)
 }
 
 // Commit appends the turn's new messages and answer to the session as one turn, all with the

@@ -14,6 +14,7 @@ import (
 	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/callinfo"
 	"github.com/switchyard/switchyard/internal/limits"
+	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/mdkey"
 )
 
@@ -37,7 +38,7 @@ func rateLimited(fullMethod string) bool {
 // completion tokens it allows (max_completion_tokens, else max_tokens; nothing when unset, the
 // real usage settles it).
 func estimateTokens(req proto.Message) int64 {
-	n := int64(proto.Size(req)+3) / 4
+	n := int64(llm.TokensForChars(proto.Size(req)))
 	var chat *pb.CreateChatCompletionRequest
 	switch r := req.(type) {
 	case *pb.CreateChatCompletionRequest:
