@@ -69,7 +69,7 @@ var rules = map[string]rule{
 	"internal/inproc": {},
 
 	// Routing picks among llm.Providers; it never imports an adapter.
-	"internal/router": {internal: []string{"internal/llm", "internal/callinfo"}},
+	"internal/router": {internal: []string{"internal/llm"}},
 
 	// Provider adapters: the vocabulary, their shared helpers and, for the gRPC upstreams, the
 	// protos and their conversion.
