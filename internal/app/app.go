@@ -155,6 +155,7 @@ func serve(ctx context.Context, path string, getenv func(string) string, stderr 
 	}
 	level, _ := parseLevel(cfg.Log.Level) // validated by LoadConfig
 	log := telemetry.NewLogger(stderr, level, cfg.Log.Format)
+	applyRuntime(cfg.Runtime, getenv, log)
 	if path == "" {
 		log.Info("no config file given: using the built-in config (mock provider, loopback, no auth)")
 	}

@@ -76,6 +76,8 @@ type Config struct {
 	Audit AuditConfig `yaml:"audit"`
 	// Limits configures rate limits and token quotas per tenant and API key (limits.go).
 	Limits LimitsConfig `yaml:"limits"`
+	// Runtime tunes the Go garbage collector for the serve command (runtime.go).
+	Runtime RuntimeConfig `yaml:"runtime"`
 }
 
 // routerConfig is the routing part of c.
@@ -302,6 +304,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&s.MaxHeaderBytes, DefaultMaxHeaderBytes)
 	setDefault(&s.MaxConnections, DefaultMaxConnections)
 	setDefault(&s.MaxInflightBodyBytes, defaultBodyBudget(s.MaxBodyBytes)) // after MaxBodyBytes
+	c.Runtime.applyDefaults()
 	setDefault(&s.GatewayTransport, TransportInproc)
 	s.RequestLimits = s.RequestLimits.WithDefaults()
 	setDefault(&c.Log.Level, "info")
@@ -394,6 +397,8 @@ func (c *Config) validate(providerTypes []string) error {
 			add("%s: must be positive, got %v", d.field, d.v)
 		}
 	}
+
+	c.Runtime.validate(add)
 
 	if _, err := parseLevel(c.Log.Level); err != nil {
 		add("log.level: %w", err)

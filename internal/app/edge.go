@@ -35,8 +35,16 @@ func defaultBodyBudget(maxBody int64) int64 {
 	return max(min(max(memoryLimit()/8, minBodyBudget), maxBodyBudget), maxBody)
 }
 
-// memoryLimit is the cgroup (v2, then v1) memory limit, or MemTotal from /proc/meminfo, or 0.
+// memoryLimit is the cgroup memory limit, or the RAM, or 0.
 func memoryLimit() int64 {
+	if n := cgroupMemoryLimit(); n > 0 {
+		return n
+	}
+	return ramSize()
+}
+
+// cgroupMemoryLimit is the cgroup (v2, then v1) memory limit, or 0 without one.
+func cgroupMemoryLimit() int64 {
 	for _, f := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
 		if b, err := os.ReadFile(f); err == nil {
 			// "max" (v2) or a huge number (v1) means no limit.
@@ -45,6 +53,11 @@ func memoryLimit() int64 {
 			}
 		}
 	}
+	return 0
+}
+
+// ramSize is MemTotal from /proc/meminfo, or 0.
+func ramSize() int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0
