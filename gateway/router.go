@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -75,6 +76,9 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = &requestBody{data: data}
 		if public == routeChat && r.Method == http.MethodPost && gjson.GetBytes(data, "stream").Type == gjson.True {
 			public, rawPublic = routeChatStream, ""
+			c := &coalescer{ResponseWriter: w}
+			w = c
+			r = r.WithContext(context.WithValue(r.Context(), coalescerKey{}, c))
 		}
 	}
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -35,8 +36,60 @@ func (c chatClient) StreamChatCompletion(ctx context.Context, in *pb.StreamChatC
 		hdr, _ := s.Header()
 		return nil, &earlyStreamError{err: err, header: hdr, trailer: s.Trailer()}
 	}
-	return &sseStream{ServerStreamingClient: s, first: first}, nil
+	sse := &sseStream{ServerStreamingClient: s, first: first}
+	if c, ok := ctx.Value(coalescerKey{}).(*coalescer); ok {
+		sse.inner = readyFunc(s)
+		c.ready = sse.ready
+	}
+	return sse, nil
 }
+
+// readier is a client stream that can tell whether its next message is already here: the
+// in-process channel's (internal/inproc). A gRPC connection's stream cannot, and is flushed
+// after every event.
+type readier interface{ Ready() bool }
+
+// readyFunc returns s's Ready, looking through the generated client's wrapper; nil when s has
+// none.
+func readyFunc(s grpc.ServerStreamingClient[pb.StreamChatCompletionResponse]) func() bool {
+	if r, ok := s.(readier); ok {
+		return r.Ready
+	}
+	if g, ok := s.(*grpc.GenericClientStream[pb.StreamChatCompletionRequest, pb.StreamChatCompletionResponse]); ok {
+		if r, ok := g.ClientStream.(readier); ok {
+			return r.Ready
+		}
+	}
+	return nil
+}
+
+// coalescerKey is the context key under which the router leaves a streaming request's
+// *coalescer for StreamChatCompletion to find.
+type coalescerKey struct{}
+
+// coalescer is the response writer of a streamed chat completion. grpc-gateway flushes after
+// every event; the coalescer skips that flush when the stream's next event is already waiting
+// (ready), so events that arrive together leave in one write instead of one write(2) each.
+// Nothing is ever held while the gateway waits: the last event before a wait is always flushed,
+// and so is the first one (the headers and the first token go out at once).
+type coalescer struct {
+	http.ResponseWriter
+	flushed bool        // the first flush has happened
+	ready   func() bool // nil until the stream starts, or when it cannot tell
+}
+
+func (c *coalescer) FlushError() error {
+	if c.flushed && c.ready != nil && c.ready() {
+		return nil
+	}
+	c.flushed = true
+	return http.NewResponseController(c.ResponseWriter).Flush()
+}
+
+func (c *coalescer) Flush() { _ = c.FlushError() }
+
+// Unwrap lets http.ResponseController reach the connection's writer (deadlines).
+func (c *coalescer) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // earlyStreamError is a stream's failure before its first message, with the response metadata
 // the server sent (x-switchyard-route, x-switchyard-attempts, retry-after ...).
@@ -57,6 +110,15 @@ type sseStream struct {
 	first    *pb.StreamChatCompletionResponse
 	eof      bool
 	sentDone bool
+	inner    func() bool // the stream's Ready; nil: unknown
+}
+
+// ready reports whether Recv would return without waiting.
+func (s *sseStream) ready() bool {
+	if s.first != nil || s.eof || s.sentDone {
+		return true
+	}
+	return s.inner != nil && s.inner()
 }
 
 func (s *sseStream) Recv() (*pb.StreamChatCompletionResponse, error) {

@@ -749,3 +749,53 @@ func TestCanonical(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamReady: Ready tells whether Recv would return at once — a queued message or the end —
+// and is reachable through the generated client's wrapper, as the REST gateway reaches it.
+func TestStreamReady(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		c := newChat(t, &fakeChat{stream: func(_ *pb.StreamChatCompletionRequest, s grpc.ServerStreamingServer[pb.StreamChatCompletionResponse]) error {
+			for range 2 {
+				if err := s.Send(&pb.StreamChatCompletionResponse{}); err != nil {
+					return err
+				}
+			}
+			<-gate
+			return nil
+		}})
+		s, err := c.StreamChatCompletion(context.Background(), &pb.StreamChatCompletionRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, ok := s.(*grpc.GenericClientStream[pb.StreamChatCompletionRequest, pb.StreamChatCompletionResponse])
+		if !ok {
+			t.Fatalf("stream is %T", s)
+		}
+		r, ok := g.ClientStream.(interface{ Ready() bool })
+		if !ok {
+			t.Fatalf("%T has no Ready", g.ClientStream)
+		}
+		synctest.Wait()
+		for i := range 2 {
+			if !r.Ready() {
+				t.Fatalf("message %d queued but not Ready", i)
+			}
+			if _, err := s.Recv(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		if r.Ready() {
+			t.Fatal("Ready while the handler waits")
+		}
+		close(gate)
+		synctest.Wait()
+		if !r.Ready() {
+			t.Fatal("not Ready after the handler returned")
+		}
+		if _, err := s.Recv(); err != io.EOF {
+			t.Fatalf("Recv after the end = %v, want EOF", err)
+		}
+	})
+}

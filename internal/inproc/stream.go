@@ -90,6 +90,21 @@ func (c *clientStream) Trailer() metadata.MD {
 	}
 }
 
+// Ready reports whether RecvMsg would return without waiting: a message is queued, or the call
+// has ended. The REST gateway uses it to skip a flush when the next event is already here
+// (gateway/stream.go).
+func (c *clientStream) Ready() bool {
+	if len(c.s.resp) > 0 {
+		return true
+	}
+	select {
+	case <-c.s.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *clientStream) CloseSend() error {
 	c.s.sendOnce.Do(func() { close(c.s.sendDone) })
 	return nil
