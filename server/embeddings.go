@@ -53,7 +53,7 @@ func (s *embeddingService) CreateEmbedding(ctx context.Context, in *pb.CreateEmb
 		return nil, &llm.Error{Kind: llm.KindUpstream, Provider: target.ProviderName, Message: "upstream returned a wrong number of embeddings",
 			Err: fmt.Errorf("embed %s: got %d vectors for %d inputs", target.Name(), len(resp.Vectors), n)}
 	}
-	call.SetUsage(llm.Usage{PromptTokens: resp.PromptTokens, TotalTokens: resp.PromptTokens})
+	call.SetUsage(llm.Usage{PromptTokens: resp.PromptTokens, TotalTokens: resp.PromptTokens, Estimated: resp.UsageEstimated})
 	out := &pb.CreateEmbeddingResponse{
 		Object: "list",
 		Model:  resp.Model,

@@ -450,6 +450,14 @@ func (c *Config) validate(providerTypes []string) error {
 		if p.MaxIdleConns < 0 {
 			add("%s: max_idle_conns must not be negative", where)
 		}
+		if p.Batching != nil {
+			if err := p.Batching.Validate(); err != nil {
+				add("%s: batching: %w", where, err)
+			}
+			if !slices.Contains(batchingTypes, p.Type) {
+				add("%s: batching: type %q serves no embeddings (batching applies to %s)", where, p.Type, strings.Join(batchingTypes, ", "))
+			}
+		}
 	}
 
 	if err := c.routerConfig().Validate(models); err != nil {

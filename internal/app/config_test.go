@@ -5,10 +5,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider"
+	"github.com/switchyard/switchyard/internal/provider/batch"
 	"github.com/switchyard/switchyard/server/interceptor"
 )
 
@@ -184,6 +188,11 @@ func TestValidate(t *testing.T) {
 		{"negative body deadline", base + "server: {body_read_timeout: -1s}\n", "server.body_read_timeout"},
 		{"negative header cap", base + "server: {max_header_bytes: -1}\n", "server.max_header_bytes"},
 		{"negative connection cap", base + "server: {max_connections: -1}\n", "server.max_connections"},
+		{"batching with defaults", base + "  - {name: emb, type: openai, batching: {}}\n", ""},
+		{"batching set", base + "  - {name: emb, type: openai, batching: {max_batch: 8, window: 2ms, max_inputs: 64, max_tokens: 4096}}\n", ""},
+		{"batching of one", base + "  - {name: emb, type: openai, batching: {max_batch: 1}}\n", "batching: max_batch 1"},
+		{"batching window too long", base + "  - {name: emb, type: openai, batching: {window: 1s}}\n", "batching: window 1s"},
+		{"batching without embeddings", base + "  - {name: a, type: anthropic, api_key: k, batching: {}}\n", `type "anthropic" serves no embeddings`},
 		{"unknown auth mode", base + "auth: {mode: magic}\n", "auth"},
 		{"api_key mode without keys", base + "auth: {mode: api_key}\n", "api_keys"},
 
@@ -373,4 +382,41 @@ func TestRunCommands(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBatchingTypes checks batchingTypes against the adapters: each listed type builds an
+// llm.Embedder that the batching wrapper accepts, and each other type does not serve embeddings.
+func TestBatchingTypes(t *testing.T) {
+	reg := newRegistry()
+	for _, typ := range reg.Types() {
+		cfg := provider.Config{Name: "p", Type: typ, BaseURL: "http://127.0.0.1:1", APIKey: "k", Batching: &batch.Config{}}
+		if typ == "kserve" || typ == "grpc" {
+			cfg.BaseURL = "127.0.0.1:1"
+		}
+		p, err := reg.New(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		_, isEmbedder := p.(llm.Embedder)
+		if listed := slices.Contains(batchingTypes, typ); listed != isEmbedder {
+			t.Errorf("type %s: in batchingTypes %v, serves embeddings %v", typ, listed, isEmbedder)
+		}
+		closeProviders([]llm.Provider{p}, nil)
+	}
+
+	c, err := ParseConfig([]byte(base+"  - {name: emb, type: mock, batching: {max_batch: 3}}\n"), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	backends, built, err := buildBackends(reg, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := backends["emb"].Provider.(*batch.Provider); !ok {
+		t.Errorf("provider with batching is %T, want *batch.Provider", backends["emb"].Provider)
+	}
+	if _, ok := backends["mock"].Provider.(*batch.Provider); ok {
+		t.Error("provider without batching was wrapped")
+	}
+	closeProviders(fresh(built, nil), nil)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -16,8 +17,10 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/switchyard/switchyard/internal/auth"
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
+	"github.com/switchyard/switchyard/internal/provider/batch"
 	"github.com/switchyard/switchyard/internal/router"
 	"github.com/switchyard/switchyard/server"
 )
@@ -75,6 +78,14 @@ func buildBackends(reg *provider.Registry, cfg *Config, reuse map[string]builtPr
 		bp, ok := reuse[pc.Name]
 		if !ok || !reflect.DeepEqual(bp.cfg, pc) {
 			p, err := reg.New(pc)
+			if err == nil && pc.Batching != nil {
+				if bp, berr := batch.Wrap(p, *pc.Batching, tenantOf); berr != nil {
+					closeProviders([]llm.Provider{p}, nil)
+					err = fmt.Errorf("provider %q: %w", pc.Name, berr)
+				} else {
+					p = bp
+				}
+			}
 			if err != nil {
 				closeProviders(fresh(built, reuse), nil)
 				return nil, nil, err
@@ -85,6 +96,15 @@ func buildBackends(reg *provider.Registry, cfg *Config, reuse map[string]builtPr
 		backends[pc.Name] = router.Backend{Provider: bp.p, Models: pc.Models, KeyID: router.KeyID(pc.APIKey)}
 	}
 	return backends, built, nil
+}
+
+// tenantOf is the batching partition: requests of different tenants are never merged into one
+// upstream call (docs/providers.md, "Micro-batching").
+func tenantOf(ctx context.Context) string {
+	if p, ok := auth.FromContext(ctx); ok {
+		return p.Tenant
+	}
+	return ""
 }
 
 // fresh returns the providers of now that are not in before.

@@ -75,6 +75,8 @@ var rules = map[string]rule{
 	// protos and their conversion.
 	"internal/provider/...": {internal: []string{"internal/llm", "internal/provider/...", "internal/pbconv", "internal/errmap", "gen/..."}},
 	"internal/pbconv":       {internal: []string{"gen/...", "internal/llm"}},
+	// Micro-batching decorates any llm.Provider: the vocabulary and the standard library only.
+	"internal/provider/batch": {internal: vocabulary, external: []string{}},
 
 	// Leaves and near-leaves.
 	"internal/llm":           {external: []string{"google.golang.org/grpc/codes"}},
@@ -136,6 +138,8 @@ func TestRulesRefuse(t *testing.T) {
 		{"internal/session/tiered", module + "/server"},
 		{"internal/provider/openai", module + "/internal/router"},
 		{"bench/cmd/soak", module + "/internal/app"},
+		{"internal/provider/batch", module + "/internal/provider/openai"},
+		{"internal/provider/batch", "google.golang.org/grpc"},
 		{"bench/internal/harness", module + "/gen/go/switchyard/v1"},
 	} {
 		_, r, ok := ruleFor(c.pkg)

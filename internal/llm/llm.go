@@ -258,6 +258,9 @@ type EmbeddingResponse struct {
 	Model        string
 	Vectors      [][]float32
 	PromptTokens int32
+	// UsageEstimated says PromptTokens is the gateway's estimate: this caller's share of a
+	// merged (micro-batched) upstream call's count. Never set by an adapter.
+	UsageEstimated bool
 }
 
 // Ptr returns a pointer to v, for optional fields.

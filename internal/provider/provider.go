@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider/batch"
 )
 
 // Config configures one provider instance. Name is how model names refer to it ("openai" in
@@ -23,6 +24,9 @@ type Config struct {
 	Timeout time.Duration `yaml:"timeout,omitempty"`
 	// MaxIdleConns bounds pooled keep-alive connections to the upstream (0: a default of 256).
 	MaxIdleConns int `yaml:"max_idle_conns,omitempty"`
+	// Batching, when set, merges short embedding requests to the same model into one upstream
+	// call (internal/provider/batch; docs/providers.md, "Micro-batching"). Off when absent.
+	Batching *batch.Config `yaml:"batching,omitempty"`
 	// Options are settings specific to one provider type (api_version, num_ctx, ...). Each
 	// adapter package documents its keys and validates them in New.
 	Options map[string]string `yaml:"options,omitempty"`
