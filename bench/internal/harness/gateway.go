@@ -4,6 +4,7 @@
 package harness
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -189,17 +190,40 @@ func (g *Gateway) CPU() int64 {
 
 // RSSMiB is the gateway's resident set (VmRSS), in MiB; 0 if it cannot be read.
 func (g *Gateway) RSSMiB() float64 {
+	rss, _ := g.Memory()
+	return rss
+}
+
+// Memory returns the gateway's resident set (VmRSS) and its peak since start or since the last
+// ResetPeak (VmHWM), in MiB; zeros if /proc/<pid>/status cannot be read.
+func (g *Gateway) Memory() (rss, peak float64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.PID()))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmRSS" && name != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[0], 64)
+		if name == "VmRSS" {
+			rss = kb / 1024
+		} else {
+			peak = kb / 1024
 		}
 	}
-	return 0
+	return rss, peak
+}
+
+// ResetPeak resets the gateway's VmHWM to its current resident set (writes 5 to
+// /proc/<pid>/clear_refs), so Memory's peak covers what follows.
+func (g *Gateway) ResetPeak() error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", g.PID()), []byte("5"), 0o200)
 }
 
 // OpenFDs counts the gateway's open file descriptors (/proc/<pid>/fd); -1 if it cannot.
@@ -209,4 +233,19 @@ func (g *Gateway) OpenFDs() int {
 		return -1
 	}
 	return len(ents)
+}
+
+// Metric returns the value of an unlabelled series in a Prometheus text exposition.
+func Metric(exposition []byte, name string) (float64, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(exposition))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, found := strings.CutPrefix(sc.Text(), name+" ")
+		if !found {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		return v, err == nil
+	}
+	return 0, false
 }
