@@ -179,7 +179,6 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		defer bf.Stop()
 		gws = append(gws, &gwTargets{gw: bf, label: "bifrost"})
 		bifrostNote = fmt.Sprintf("Bifrost: %s (REST, models openai/..., request logging and stores off), pinned like the gateway.", o.bifrost)
 		url := "http://" + bf.HTTPAddr + "/v1/chat/completions"
@@ -288,6 +287,9 @@ func run(o options) error {
 func transportNames(gws []*gwTargets) []string {
 	var out []string
 	for _, g := range gws {
+		if g.label == "bifrost" {
+			continue
+		}
 		if g.label == "" {
 			out = append(out, "binary default")
 		} else {

@@ -165,6 +165,9 @@ func runMany(t target, n int, streamTime, d time.Duration) manyResult {
 				}
 				var first time.Duration
 				err := t.do(&first)
+				if err != nil {
+					time.Sleep(10 * time.Millisecond) // a refusing target must not turn 2,000 workers into a busy loop
+				}
 				if s.Before(from) {
 					continue
 				}
