@@ -210,10 +210,23 @@ func manyStreams(rep *strings.Builder, o options, targets []target, tr *http.Tra
 	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | TTFT p99 / direct | stream p50 | stream p99 | errors | peak RSS | CPU/chunk | load gen CPU |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var direct time.Duration
 	var errLines []string
+	failed := false
 	for i, t := range targets {
+		if failed && t.gw != nil {
+			// An earlier target's failures may have opened the gateway's circuit breaker (it opens
+			// for 30 s by default, for REST and gRPC alike): wait until one stream goes through.
+			settle(t, 45*time.Second)
+		}
 		fmt.Fprintf(os.Stderr, "gwbench: many streams: %s (load average %s)\n", t.name, loadAvg())
+		var logFrom int64
+		if t.gw != nil {
+			logFrom = t.gw.LogSize()
+		}
 		r := runMany(t, o.manyStreams, streamTime, o.manyDuration)
 		tr.CloseIdleConnections()
+		if r.errs > 0 {
+			failed = true
+		}
 		p99 := r.p(r.ttft, 99)
 		if i == 0 {
 			direct = p99
@@ -231,7 +244,12 @@ func manyStreams(rep *strings.Builder, o options, targets []target, tr *http.Tra
 		fmt.Fprintf(rep, "| %s | %.1f | %s | %s | %s | %s | %s | %d | %s | %s | %.2f |\n", t.name, float64(r.ok)/r.window.Seconds(),
 			ms(r.p(r.ttft, 50)), ms(p99), ratio, ms(r.p(r.total, 50)), ms(r.p(r.total, 99)), r.errs, peak, cpu, float64(r.selfCPU)/float64(r.window))
 		if r.firstErr != nil {
-			errLines = append(errLines, fmt.Sprintf("- %s: first error: %v", t.name, r.firstErr))
+			errLines = append(errLines, fmt.Sprintf("- %s: %d errors, the first: %v", t.name, r.errs, r.firstErr))
+			if t.gw != nil {
+				for _, p := range t.gw.LogProblems(logFrom, 3) {
+					errLines = append(errLines, "  - its log: "+p)
+				}
+			}
 		}
 	}
 	fmt.Fprintf(rep, "\nTargets: TTFT p99 / direct ≤ 2, peak RSS ≤ 256 MiB. Load average after: %s.\n", loadAvg())
@@ -239,4 +257,15 @@ func manyStreams(rep *strings.Builder, o options, targets []target, tr *http.Tra
 		rep.WriteString("\n" + strings.Join(errLines, "\n") + "\n")
 	}
 	return nil
+}
+
+// settle sends one stream to t every second until one succeeds, for at most d.
+func settle(t target, d time.Duration) {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(time.Second) {
+		var first time.Duration
+		if t.do(&first) == nil {
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "gwbench: %s still failing after %s\n", t.name, d)
 }

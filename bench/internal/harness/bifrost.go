@@ -87,6 +87,7 @@ func StartBifrost(o BifrostOptions) (*Gateway, error) {
 		return nil, err
 	}
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	g.logPath = logf.Name()
 	if err := g.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start bifrost: %w", err)
 	}

@@ -13,9 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // APIKey is the key every bench gateway accepts (tenant "bench").
@@ -46,7 +49,8 @@ type Gateway struct {
 	IdleRSS                       float64 // MiB, once ready
 	Dir                           string  // the temp dir: switchyard.yaml, gateway.log, data/
 
-	cmd *exec.Cmd
+	cmd     *exec.Cmd
+	logPath string // the process's stdout and stderr
 }
 
 func freeAddr() (string, error) {
@@ -96,6 +100,7 @@ func StartGateway(o GatewayOptions) (*Gateway, error) {
 		return nil, err
 	}
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	g.logPath = logf.Name()
 	if err := g.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
@@ -248,4 +253,56 @@ func Metric(exposition []byte, name string) (float64, bool) {
 		return v, err == nil
 	}
 	return 0, false
+}
+
+// LogSize is the current size of the process's log, for LogProblems.
+func (g *Gateway) LogSize() int64 {
+	fi, err := os.Stat(g.logPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// LogProblems summarises the JSON log lines at level WARN or ERROR written after offset from: the
+// n most frequent "msg: error" pairs, each with its count, most frequent first.
+func (g *Gateway) LogProblems(from int64, n int) []string {
+	f, err := os.Open(g.logPath)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return nil
+	}
+	counts := map[string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		level := strings.ToUpper(gjson.GetBytes(line, "level").String())
+		if level != "WARN" && level != "WARNING" && level != "ERROR" {
+			continue
+		}
+		key := gjson.GetBytes(line, "msg").String()
+		if e := gjson.GetBytes(line, "error").String(); e != "" {
+			key += ": " + e
+		}
+		if len(key) > 200 {
+			key = key[:200]
+		}
+		counts[key]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return counts[keys[i]] > counts[keys[j]] })
+	if len(keys) > n {
+		keys = keys[:n]
+	}
+	for i, k := range keys {
+		keys[i] = fmt.Sprintf("%d × %s", counts[k], k)
+	}
+	return keys
 }
