@@ -94,6 +94,7 @@ func (u usage) allocsPer(before usage, n int) string {
 // measured window.
 type manyResult struct {
 	ok, errs    int
+	warmupErrs  int // errors of the streams started before the window
 	firstErr    error
 	window      time.Duration
 	ttft, total []time.Duration // sorted
@@ -123,6 +124,7 @@ func runMany(t target, n int, streamTime, d time.Duration) manyResult {
 		ttft, total []time.Duration
 		firstErr    error
 		errs        atomic.Int64
+		warmupErrs  atomic.Int64
 	)
 	if t.gw != nil {
 		_ = t.gw.ResetPeak()
@@ -169,6 +171,9 @@ func runMany(t target, n int, streamTime, d time.Duration) manyResult {
 					time.Sleep(10 * time.Millisecond) // a refusing target must not turn 2,000 workers into a busy loop
 				}
 				if s.Before(from) {
+					if err != nil {
+						warmupErrs.Add(1)
+					}
 					continue
 				}
 				if err != nil {
@@ -193,7 +198,7 @@ func runMany(t target, n int, streamTime, d time.Duration) manyResult {
 	wg.Wait()
 	close(stopSampling)
 	sampling.Wait()
-	r := manyResult{ok: len(ttft), errs: int(errs.Load()), firstErr: firstErr, window: d,
+	r := manyResult{ok: len(ttft), errs: int(errs.Load()), warmupErrs: int(warmupErrs.Load()), firstErr: firstErr, window: d,
 		ttft: result{lat: ttft}.sortedCopy(), total: result{lat: total}.sortedCopy(),
 		gwCPU: u1.cpu - u0.cpu, selfCPU: self1 - self0, peakRSS: float64(peak.Load()) / 1000}
 	return r
@@ -207,7 +212,7 @@ func manyStreams(rep *strings.Builder, o options, targets []target, tr *http.Tra
 		"latencies and streams/s cover the streams started in the measured window. Peak RSS: the highest of VmRSS sampled every 100 ms and VmHWM (reset before each target). "+
 		"CPU/chunk: the process's CPU in the window / (streams started in the window × %d). Load gen CPU: this process (clients and upstream) in the window, in cores.\n\n",
 		loadAvg(), streamTime, o.manyDuration, o.manyChunks)
-	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | TTFT p99 / direct | stream p50 | stream p99 | errors | peak RSS | CPU/chunk | load gen CPU |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | TTFT p99 / direct | stream p50 | stream p99 | errors (warm-up) | peak RSS | CPU/chunk | load gen CPU |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var direct time.Duration
 	var errLines []string
 	failed := false
@@ -224,7 +229,7 @@ func manyStreams(rep *strings.Builder, o options, targets []target, tr *http.Tra
 		}
 		r := runMany(t, o.manyStreams, streamTime, o.manyDuration)
 		tr.CloseIdleConnections()
-		if r.errs > 0 {
+		if r.errs+r.warmupErrs > 0 {
 			failed = true
 		}
 		p99 := r.p(r.ttft, 99)
@@ -241,14 +246,20 @@ func manyStreams(rep *strings.Builder, o options, targets []target, tr *http.Tra
 				cpu = fmt.Sprintf("%.1f µs", float64(r.gwCPU)/float64(r.ok*o.manyChunks)/1e3)
 			}
 		}
-		fmt.Fprintf(rep, "| %s | %.1f | %s | %s | %s | %s | %s | %d | %s | %s | %.2f |\n", t.name, float64(r.ok)/r.window.Seconds(),
-			ms(r.p(r.ttft, 50)), ms(p99), ratio, ms(r.p(r.total, 50)), ms(r.p(r.total, 99)), r.errs, peak, cpu, float64(r.selfCPU)/float64(r.window))
-		if r.firstErr != nil {
-			errLines = append(errLines, fmt.Sprintf("- %s: %d errors, the first: %v", t.name, r.errs, r.firstErr))
-			if t.gw != nil {
-				for _, p := range t.gw.LogProblems(logFrom, 3) {
-					errLines = append(errLines, "  - its log: "+p)
-				}
+		fmt.Fprintf(rep, "| %s | %.1f | %s | %s | %s | %s | %s | %d (%d) | %s | %s | %.2f |\n", t.name, float64(r.ok)/r.window.Seconds(),
+			ms(r.p(r.ttft, 50)), ms(p99), ratio, ms(r.p(r.total, 50)), ms(r.p(r.total, 99)), r.errs, r.warmupErrs, peak, cpu, float64(r.selfCPU)/float64(r.window))
+		var problems []string
+		if t.gw != nil {
+			problems = t.gw.LogProblems(logFrom, 3)
+		}
+		if r.firstErr != nil || len(problems) > 0 {
+			line := fmt.Sprintf("- %s: %d errors (%d in warm-up)", t.name, r.errs, r.warmupErrs)
+			if r.firstErr != nil {
+				line += fmt.Sprintf(", the first in the window: %v", r.firstErr)
+			}
+			errLines = append(errLines, line)
+			for _, p := range problems {
+				errLines = append(errLines, "  - its log: "+p)
 			}
 		}
 	}

@@ -264,8 +264,8 @@ func (g *Gateway) LogSize() int64 {
 	return fi.Size()
 }
 
-// LogProblems summarises the JSON log lines at level WARN or ERROR written after offset from: the
-// n most frequent "msg: error" pairs, each with its count, most frequent first.
+// LogProblems summarises the JSON log lines written after offset from at level ERROR, or WARN with
+// an "error" field: the n most frequent "msg: error" pairs, each with its count, most frequent first.
 func (g *Gateway) LogProblems(from int64, n int) []string {
 	f, err := os.Open(g.logPath)
 	if err != nil {
@@ -281,15 +281,18 @@ func (g *Gateway) LogProblems(from int64, n int) []string {
 	for sc.Scan() {
 		line := sc.Bytes()
 		level := strings.ToUpper(gjson.GetBytes(line, "level").String())
-		if level != "WARN" && level != "WARNING" && level != "ERROR" {
+		e := gjson.GetBytes(line, "error").String()
+		// WARN lines without an error field are access-log lines of failed calls, which say
+		// nothing the matching "request failed" line does not.
+		if level != "ERROR" && ((level != "WARN" && level != "WARNING") || e == "") {
 			continue
 		}
 		key := gjson.GetBytes(line, "msg").String()
-		if e := gjson.GetBytes(line, "error").String(); e != "" {
+		if e != "" {
 			key += ": " + e
 		}
-		if len(key) > 200 {
-			key = key[:200]
+		if len(key) > 400 {
+			key = key[:400]
 		}
 		counts[key]++
 	}

@@ -12,6 +12,7 @@ func TestLogProblems(t *testing.T) {
 	old := `{"level":"WARN","msg":"request failed","error":"before the window"}` + "\n"
 	lines := old +
 		`{"level":"INFO","msg":"request","status":200}` + "\n" +
+		`{"level":"WARN","msg":"finished call","grpc.code":"Unavailable"}` + "\n" +
 		`{"level":"WARN","msg":"request failed","error":"circuit open"}` + "\n" +
 		`not json` + "\n" +
 		`{"level":"ERROR","msg":"upstream broke"}` + "\n" +
