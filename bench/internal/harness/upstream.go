@@ -181,7 +181,10 @@ func (u *Upstream) Start() error {
 		return fmt.Errorf("upstream listen: %w", err)
 	}
 	u.Addr = ln.Addr().String()
-	u.srv = &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second}
+	// IdleTimeout is long: without it the server closes idle keep-alive connections after
+	// ReadHeaderTimeout, and a gateway reusing one at that moment (a POST, which its transport does
+	// not retry) fails with a write error that the benchmark would charge to the gateway.
+	u.srv = &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Minute}
 	go func() { _ = u.srv.Serve(ln) }()
 	return nil
 }
