@@ -95,8 +95,12 @@ vet: ## go vet
 fmt: ## gofmt the tree
 	gofmt -w $$(git ls-files '*.go' | grep -v '^gen/')
 
-bench: build ## Gateway overhead benchmark (see bench/README.md)
-	$(GO) run ./bench/cmd/gwbench -binary $(BIN)
+# BIFROST: a bifrost-http binary to compare with (bench/README.md, Bifrost); BENCHFLAGS: more
+# gwbench flags, e.g. BENCHFLAGS='-many -out bench.md' for the 2,000-stream scenario too.
+BIFROST ?=
+BENCHFLAGS ?=
+bench: build ## Gateway overhead benchmark (see bench/README.md): make bench BENCHFLAGS='-many' BIFROST=path
+	$(GO) run ./bench/cmd/gwbench -binary $(BIN) $(if $(BIFROST),-bifrost $(BIFROST)) $(BENCHFLAGS)
 
 # Leak soak (bench/README.md, Soak): mixed REST/gRPC traffic with upstream faults for DURATION,
 # sampled every 10 s; exits non-zero when memory, goroutines or fds grew. Not part of make test.

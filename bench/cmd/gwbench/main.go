@@ -48,9 +48,17 @@ func main() {
 		out      = flag.String("out", "", "also write the report (markdown) to this file")
 		profile  = flag.Bool("profile", false, "save CPU profiles of the gateway during the max-throughput and fixed-rate runs (REST and gRPC) to a temp dir and print the top functions of the max-throughput ones")
 		trans    = flag.String("transports", "", "comma-separated server.gateway_transport values to compare (e.g. inproc,loopback); each gets its own gateway process, measured in the same run; empty: the binary's default")
+		bifrost  = flag.String("bifrost", "", "path to a Bifrost bifrost-http binary: measure it like the gateway's REST path (skipped when empty)")
+		many     = flag.Bool("many", false, "also run the many-streams scenario (long: about 25 s per target with the defaults)")
+		manyN    = flag.Int("many-streams", 2000, "many-streams scenario: concurrent streams")
+		manyC    = flag.Int("many-chunks", 100, "many-streams scenario: content chunks per stream")
+		manyE    = flag.Duration("many-every", 50*time.Millisecond, "many-streams scenario: the upstream sends one content chunk every this long")
+		manyD    = flag.Duration("many-duration", 15*time.Second, "many-streams scenario: measured time per target (after one stream's time of staggered start)")
+		manyG    = flag.Bool("many-grpc", true, "many-streams scenario: also measure the gateway's native gRPC streams")
 	)
 	flag.Parse()
-	o := options{binary: *binary, duration: *duration, warmup: *warmup, conns: *conns, rate: *rate, streams: *streams, pin: *pin, out: *out, profile: *profile}
+	o := options{binary: *binary, duration: *duration, warmup: *warmup, conns: *conns, rate: *rate, streams: *streams, pin: *pin, out: *out, profile: *profile,
+		bifrost: *bifrost, many: *many, manyStreams: *manyN, manyChunks: *manyC, manyEvery: *manyE, manyDuration: *manyD, manyGRPC: *manyG}
 	if *trans != "" {
 		o.transports = strings.Split(*trans, ",")
 	}
@@ -68,6 +76,12 @@ type options struct {
 	pin, profile     bool
 	out              string
 	transports       []string // server.gateway_transport per gateway process; nil: one, with the default
+	bifrost          string   // Bifrost binary; "" skips it
+
+	many                    bool // run the many-streams scenario
+	manyStreams, manyChunks int
+	manyEvery, manyDuration time.Duration
+	manyGRPC                bool
 }
 
 // gwTargets are the ways one gateway process is called.
@@ -75,6 +89,7 @@ type gwTargets struct {
 	gw          *harness.Gateway
 	label       string // transport, or "" for the binary's default
 	unary, strm []target
+	many        []target
 }
 
 func run(o options) error {
@@ -85,7 +100,14 @@ func run(o options) error {
 			return fmt.Errorf("pin load generator to CPU 1: %w", err)
 		}
 	}
+	if o.many {
+		// Each stream holds a client and an upstream-side socket here, per target.
+		if err := raiseFDLimit(uint64(4*o.manyStreams + 1024)); err != nil {
+			return err
+		}
+	}
 	up := harness.NewUpstream()
+	up.AddPacedStream(longModel, o.manyChunks, o.manyEvery)
 	if err := up.Start(); err != nil {
 		return err
 	}
@@ -98,6 +120,11 @@ func run(o options) error {
 	direct := "http://" + up.Addr + "/v1/chat/completions"
 	unary := []target{{name: "direct", do: httpDo(httpc, direct, "", body("bench-model", false))}}
 	streamTargets := []target{{name: "direct", do: httpStream(httpc, direct, "", body("bench-model", true))}}
+	// The many-streams scenario has its own client: one HTTP/1.1 connection per stream, all kept.
+	manyTr := &http.Transport{MaxConnsPerHost: o.manyStreams, MaxIdleConnsPerHost: o.manyStreams, MaxIdleConns: 4 * o.manyStreams,
+		DisableCompression: true, IdleConnTimeout: 2 * time.Minute}
+	manyc := &http.Client{Transport: manyTr}
+	manyTargets := []target{{name: "direct", do: httpStream(manyc, direct, "", body(longModel, true))}}
 
 	transports := o.transports
 	if len(transports) == 0 {
@@ -136,11 +163,30 @@ func run(o options) error {
 		}
 		g.strm = []target{
 			{name: "gateway REST" + suffix, do: httpStream(httpc, rest, harness.APIKey, body("up/bench-model", true)), gw: gw, kind: "rest"},
-			{name: "gateway gRPC" + suffix, do: grpcStream(authCtx, chat), gw: gw, kind: "grpc"},
+			{name: "gateway gRPC" + suffix, do: grpcStream(authCtx, chat, "up/bench-model"), gw: gw, kind: "grpc"},
+		}
+		g.many = []target{{name: "gateway REST" + suffix, do: httpStream(manyc, rest, harness.APIKey, body("up/"+longModel, true)), gw: gw, kind: "rest"}}
+		if o.manyGRPC {
+			g.many = append(g.many, target{name: "gateway gRPC" + suffix, do: grpcStream(authCtx, chat, "up/"+longModel), gw: gw, kind: "grpc"})
 		}
 		unary = append(unary, g.unary...)
 		streamTargets = append(streamTargets, g.strm...)
+		manyTargets = append(manyTargets, g.many...)
 	}
+	bifrostNote := "Bifrost: skipped (no -bifrost binary given)."
+	if o.bifrost != "" {
+		bf, err := harness.StartBifrost(harness.BifrostOptions{Binary: o.bifrost, UpstreamAddr: up.Addr, Pin: o.pin})
+		if err != nil {
+			return err
+		}
+		gws = append(gws, &gwTargets{gw: bf, label: "bifrost"})
+		bifrostNote = fmt.Sprintf("Bifrost: %s (REST, models openai/..., request logging and stores off), pinned like the gateway.", o.bifrost)
+		url := "http://" + bf.HTTPAddr + "/v1/chat/completions"
+		unary = append(unary, target{name: "Bifrost", do: httpDo(httpc, url, "", body("openai/bench-model", false)), gw: bf, kind: "bifrost"})
+		streamTargets = append(streamTargets, target{name: "Bifrost", do: httpStream(httpc, url, "", body("openai/bench-model", true)), gw: bf, kind: "bifrost"})
+		manyTargets = append(manyTargets, target{name: "Bifrost", do: httpStream(manyc, url, "", body("openai/"+longModel, true)), gw: bf, kind: "bifrost"})
+	}
+	fmt.Println(bifrostNote)
 
 	var profDir string
 	if o.profile {
@@ -154,68 +200,71 @@ func run(o options) error {
 	fmt.Fprintf(&rep, "# gwbench %s\n\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Fprintf(&rep, "go %s, %d CPUs, pinned=%t, gateway GOMAXPROCS=%s, %s per target after %s warm-up; auth=api_key, tracing on (no exporter), request logging on; transports: %s.\n\n",
 		runtime.Version(), runtime.NumCPU(), o.pin, gws[0].gw.Procs, o.duration, o.warmup, strings.Join(transportNames(gws), ", "))
+	fmt.Fprintf(&rep, "%s Load average at start: %s.\n\n", bifrostNote, loadAvg())
+	rep.WriteString("Allocations per request: the delta of go_memstats_mallocs_total (and alloc_bytes_total) on the process's /metrics over the measured window, divided by the requests.\n\n")
 
 	// 1. Max throughput, closed loop.
 	fmt.Fprintf(&rep, "## Max throughput: %d connections, closed loop, non-streaming chat\n\n", o.conns)
-	rep.WriteString("| target | req/s | p50 | p99 | errors | gateway CPU/req | req/s vs direct |\n|---|---|---|---|---|---|---|\n")
+	rep.WriteString("| target | req/s | p50 | p99 | errors | gateway CPU/req | allocs/req (bytes) | req/s vs direct |\n|---|---|---|---|---|---|---|---|\n")
 	var base result
 	var profiles []string
 	for i, t := range unary {
 		runClosed(t, o.conns, o.warmup, nil)
 		stopProf := startProfile(profDir, t, "max", o.duration, &profiles)
-		cpu0 := t.gw.CPU()
+		u0 := snapshot(t)
 		r := runClosed(t, o.conns, o.duration, nil)
-		cpuPer := "—"
-		if t.gw != nil {
-			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.CPU()-cpu0)/float64(r.n)/1e3)
-		}
+		u1 := snapshot(t)
 		stopProf()
 		if i == 0 {
 			base = r
 		}
-		fmt.Fprintf(&rep, "| %s | %.0f | %s | %s | %d | %s | %.2f |\n", t.name, r.rps(), ms(r.p(50)), ms(r.p(99)), r.errs, cpuPer, r.rps()/base.rps())
+		fmt.Fprintf(&rep, "| %s | %.0f | %s | %s | %d | %s | %s | %.2f |\n", t.name, r.rps(), ms(r.p(50)), ms(r.p(99)), r.errs, u1.cpuPer(u0, r.n, 1), u1.allocsPer(u0, r.n), r.rps()/base.rps())
 	}
 
 	// 2. Fixed rate, open loop: added latency.
 	fmt.Fprintf(&rep, "\n## Fixed rate: %d req/s, open loop (latency from the scheduled send time)\n\n", o.rate)
-	rep.WriteString("| target | p50 | p99 | added p50 | added p99 | errors | gateway CPU/req |\n|---|---|---|---|---|---|---|\n")
+	rep.WriteString("| target | p50 | p99 | added p50 | added p99 | errors | gateway CPU/req | allocs/req (bytes) |\n|---|---|---|---|---|---|---|---|\n")
 	for i, t := range unary {
 		runOpen(t, o.rate, o.warmup)
 		stopProf := startProfile(profDir, t, "rate", o.duration, &profiles)
-		cpu0 := t.gw.CPU()
+		u0 := snapshot(t)
 		r := runOpen(t, o.rate, o.duration)
-		cpuPer := "—"
-		if t.gw != nil {
-			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.CPU()-cpu0)/float64(r.n)/1e3)
-		}
+		u1 := snapshot(t)
 		stopProf()
 		if i == 0 {
 			base = r
 		}
-		fmt.Fprintf(&rep, "| %s | %s | %s | %s | %s | %d | %s |\n", t.name, ms(r.p(50)), ms(r.p(99)), ms(r.p(50)-base.p(50)), ms(r.p(99)-base.p(99)), r.errs, cpuPer)
+		fmt.Fprintf(&rep, "| %s | %s | %s | %s | %s | %d | %s | %s |\n", t.name, ms(r.p(50)), ms(r.p(99)), ms(r.p(50)-base.p(50)), ms(r.p(99)-base.p(99)), r.errs, u1.cpuPer(u0, r.n, 1), u1.allocsPer(u0, r.n))
 	}
 
 	// 3. Streams: time to first token and whole-stream time.
 	fmt.Fprintf(&rep, "\n## Streaming: %d concurrent streams of %d chunks, closed loop\n\n", o.streams, harness.ChunkCount)
-	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | added TTFT p50 | total p50 | errors | gateway CPU/stream |\n|---|---|---|---|---|---|---|---|\n")
+	rep.WriteString("| target | streams/s | TTFT p50 | TTFT p99 | added TTFT p50 | total p50 | errors | gateway CPU/stream | CPU/chunk | allocs/stream (bytes) |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, t := range streamTargets {
 		runClosed(t, o.streams, o.warmup, nil)
 		var ttft latencies
-		cpu0 := t.gw.CPU()
+		u0 := snapshot(t)
 		r := runClosed(t, o.streams, o.duration, &ttft)
-		cpuPer := "—"
-		if t.gw != nil {
-			cpuPer = fmt.Sprintf("%.0f µs", float64(t.gw.CPU()-cpu0)/float64(r.n)/1e3)
-		}
+		u1 := snapshot(t)
 		if i == 0 {
 			base = result{lat: ttft.sorted()}
 		}
 		tt := result{lat: ttft.sorted()}
-		fmt.Fprintf(&rep, "| %s | %.0f | %s | %s | %s | %s | %d | %s |\n", t.name, r.rps(), ms(tt.p(50)), ms(tt.p(99)), ms(tt.p(50)-base.p(50)), ms(r.p(50)), r.errs, cpuPer)
+		fmt.Fprintf(&rep, "| %s | %.0f | %s | %s | %s | %s | %d | %s | %s | %s |\n", t.name, r.rps(), ms(tt.p(50)), ms(tt.p(99)), ms(tt.p(50)-base.p(50)), ms(r.p(50)),
+			r.errs, u1.cpuPer(u0, r.n, 1), u1.cpuPer(u0, r.n, harness.ChunkCount), u1.allocsPer(u0, r.n))
 	}
-	rep.WriteString("\n")
+	fmt.Fprintf(&rep, "\nCPU/chunk: CPU per stream / %d content chunks (each stream has %d SSE events: role, content, finish, usage, [DONE]).\n\n", harness.ChunkCount, harness.ChunkCount+4)
 	for _, g := range gws {
-		fmt.Fprintf(&rep, "Gateway%s RSS: idle at start %.1f MiB, after the run %.1f MiB.\n", labelSuffix(g.label), g.gw.IdleRSS, g.gw.RSSMiB())
+		fmt.Fprintf(&rep, "%s RSS: idle at start %.1f MiB, after the run %.1f MiB.\n", processName(g.label), g.gw.IdleRSS, g.gw.RSSMiB())
+	}
+
+	// 4. Many streams: thousands of long, paced streams at once.
+	if o.many {
+		if err := manyStreams(&rep, o, manyTargets, manyTr); err != nil {
+			return err
+		}
+	} else {
+		rep.WriteString("\nMany-streams scenario: skipped (-many not given).\n")
 	}
 
 	fmt.Print(rep.String())
@@ -238,6 +287,9 @@ func run(o options) error {
 func transportNames(gws []*gwTargets) []string {
 	var out []string
 	for _, g := range gws {
+		if g.label == "bifrost" {
+			continue
+		}
 		if g.label == "" {
 			out = append(out, "binary default")
 		} else {
@@ -247,17 +299,20 @@ func transportNames(gws []*gwTargets) []string {
 	return out
 }
 
-func labelSuffix(l string) string {
-	if l == "" {
-		return ""
+func processName(l string) string {
+	switch l {
+	case "":
+		return "Gateway"
+	case "bifrost":
+		return "Bifrost"
 	}
-	return " (" + l + ")"
+	return "Gateway (" + l + ")"
 }
 
 // startProfile starts a CPU profile of t's gateway for d when dir is set; the returned func waits
 // for it and appends its path to *paths.
 func startProfile(dir string, t target, scenario string, d time.Duration, paths *[]string) func() {
-	if dir == "" || t.gw == nil {
+	if dir == "" || t.gw == nil || t.kind == "bifrost" {
 		return func() {}
 	}
 	name := t.kind + "-" + scenario
@@ -293,7 +348,7 @@ type target struct {
 	name string
 	do   func(ttft *time.Duration) error
 	gw   *harness.Gateway // nil for direct calls
-	kind string           // "rest" or "grpc" for gateway targets
+	kind string           // "rest" or "grpc" for gateway targets, "bifrost" for Bifrost (REST)
 	// transport is the gateway's server.gateway_transport ("" for the binary's default).
 	transport string
 }
@@ -338,14 +393,17 @@ func httpStream(c *http.Client, url, key string, body []byte) func(*time.Duratio
 		}
 		buf := make([]byte, 4096)
 		first := true
-		var all []byte
+		var tail []byte // the last bytes read, enough to see the [DONE] event
 		for {
 			n, err := resp.Body.Read(buf)
 			if n > 0 && first {
 				first = false
 				*ttft = time.Since(start)
 			}
-			all = append(all, buf[:n]...)
+			tail = append(tail, buf[:n]...)
+			if len(tail) > 64 {
+				tail = append(tail[:0], tail[len(tail)-64:]...)
+			}
 			if errors.Is(err, io.EOF) {
 				break
 			}
@@ -353,16 +411,16 @@ func httpStream(c *http.Client, url, key string, body []byte) func(*time.Duratio
 				return err
 			}
 		}
-		if !bytes.HasSuffix(all, []byte("data: [DONE]\n\n")) {
+		if !bytes.HasSuffix(tail, []byte("data: [DONE]\n\n")) {
 			return errors.New("stream did not end with [DONE]")
 		}
 		return nil
 	}
 }
 
-func grpcRequest() *pb.CreateChatCompletionRequest {
+func grpcRequest(model string) *pb.CreateChatCompletionRequest {
 	return &pb.CreateChatCompletionRequest{
-		Model: "up/bench-model",
+		Model: model,
 		Messages: []*pb.ChatMessage{
 			{Role: "system", Content: &pb.MessageContent{Content: &pb.MessageContent_Text{Text: "You are terse."}}},
 			{Role: "user", Content: &pb.MessageContent{Content: &pb.MessageContent_Text{Text: "Say hello to the benchmark."}}},
@@ -373,15 +431,15 @@ func grpcRequest() *pb.CreateChatCompletionRequest {
 }
 
 func grpcDo(ctx context.Context, c pb.ChatServiceClient) func(*time.Duration) error {
-	req := grpcRequest()
+	req := grpcRequest("up/bench-model")
 	return func(*time.Duration) error {
 		_, err := c.CreateChatCompletion(ctx, req)
 		return err
 	}
 }
 
-func grpcStream(ctx context.Context, c pb.ChatServiceClient) func(*time.Duration) error {
-	req := &pb.StreamChatCompletionRequest{Request: grpcRequest()}
+func grpcStream(ctx context.Context, c pb.ChatServiceClient, model string) func(*time.Duration) error {
+	req := &pb.StreamChatCompletionRequest{Request: grpcRequest(model)}
 	return func(ttft *time.Duration) error {
 		start := time.Now()
 		s, err := c.StreamChatCompletion(ctx, req)
@@ -433,6 +491,13 @@ func (r result) p(q float64) time.Duration {
 	}
 	i := int(float64(len(r.lat)-1) * q / 100)
 	return r.lat[i]
+}
+
+// sortedCopy returns r.lat sorted (r.lat itself is left as it was).
+func (r result) sortedCopy() []time.Duration {
+	out := append([]time.Duration(nil), r.lat...)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }

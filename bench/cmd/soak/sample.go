@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -49,19 +46,7 @@ func takeSample(gw *harness.Gateway, cl *clients, elapsed time.Duration) sample 
 }
 
 // metric returns the value of an unlabelled series in a Prometheus text exposition.
-func metric(exposition []byte, name string) (float64, bool) {
-	sc := bufio.NewScanner(bytes.NewReader(exposition))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		rest, found := strings.CutPrefix(sc.Text(), name+" ")
-		if !found {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		return v, err == nil
-	}
-	return 0, false
-}
+func metric(exposition []byte, name string) (float64, bool) { return harness.Metric(exposition, name) }
 
 func (s sample) totals() (ok, errs int64) {
 	for k := range kindCount {

@@ -4,6 +4,7 @@
 package harness
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -12,9 +13,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // APIKey is the key every bench gateway accepts (tenant "bench").
@@ -45,7 +49,8 @@ type Gateway struct {
 	IdleRSS                       float64 // MiB, once ready
 	Dir                           string  // the temp dir: switchyard.yaml, gateway.log, data/
 
-	cmd *exec.Cmd
+	cmd     *exec.Cmd
+	logPath string // the process's stdout and stderr
 }
 
 func freeAddr() (string, error) {
@@ -95,6 +100,7 @@ func StartGateway(o GatewayOptions) (*Gateway, error) {
 		return nil, err
 	}
 	g.cmd.Stdout, g.cmd.Stderr = logf, logf
+	g.logPath = logf.Name()
 	if err := g.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start gateway: %w", err)
 	}
@@ -189,17 +195,40 @@ func (g *Gateway) CPU() int64 {
 
 // RSSMiB is the gateway's resident set (VmRSS), in MiB; 0 if it cannot be read.
 func (g *Gateway) RSSMiB() float64 {
+	rss, _ := g.Memory()
+	return rss
+}
+
+// Memory returns the gateway's resident set (VmRSS) and its peak since start or since the last
+// ResetPeak (VmHWM), in MiB; zeros if /proc/<pid>/status cannot be read.
+func (g *Gateway) Memory() (rss, peak float64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", g.PID()))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
-			return kb / 1024
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmRSS" && name != "VmHWM") {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[0], 64)
+		if name == "VmRSS" {
+			rss = kb / 1024
+		} else {
+			peak = kb / 1024
 		}
 	}
-	return 0
+	return rss, peak
+}
+
+// ResetPeak resets the gateway's VmHWM to its current resident set (writes 5 to
+// /proc/<pid>/clear_refs), so Memory's peak covers what follows.
+func (g *Gateway) ResetPeak() error {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", g.PID()), []byte("5"), 0o200)
 }
 
 // OpenFDs counts the gateway's open file descriptors (/proc/<pid>/fd); -1 if it cannot.
@@ -209,4 +238,74 @@ func (g *Gateway) OpenFDs() int {
 		return -1
 	}
 	return len(ents)
+}
+
+// Metric returns the value of an unlabelled series in a Prometheus text exposition.
+func Metric(exposition []byte, name string) (float64, bool) {
+	sc := bufio.NewScanner(bytes.NewReader(exposition))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		rest, found := strings.CutPrefix(sc.Text(), name+" ")
+		if !found {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		return v, err == nil
+	}
+	return 0, false
+}
+
+// LogSize is the current size of the process's log, for LogProblems.
+func (g *Gateway) LogSize() int64 {
+	fi, err := os.Stat(g.logPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// LogProblems summarises the JSON log lines written after offset from at level ERROR, or WARN with
+// an "error" field: the n most frequent "msg: error" pairs, each with its count, most frequent first.
+func (g *Gateway) LogProblems(from int64, n int) []string {
+	f, err := os.Open(g.logPath)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return nil
+	}
+	counts := map[string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		level := strings.ToUpper(gjson.GetBytes(line, "level").String())
+		e := gjson.GetBytes(line, "error").String()
+		// WARN lines without an error field are access-log lines of failed calls, which say
+		// nothing the matching "request failed" line does not.
+		if level != "ERROR" && ((level != "WARN" && level != "WARNING") || e == "") {
+			continue
+		}
+		key := gjson.GetBytes(line, "msg").String()
+		if e != "" {
+			key += ": " + e
+		}
+		if len(key) > 400 {
+			key = key[:400]
+		}
+		counts[key]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return counts[keys[i]] > counts[keys[j]] })
+	if len(keys) > n {
+		keys = keys[:n]
+	}
+	for i, k := range keys {
+		keys[i] = fmt.Sprintf("%d × %s", counts[k], k)
+	}
+	return keys
 }

@@ -40,7 +40,26 @@ type Upstream struct {
 
 	chat, embedding []byte
 	chunks          [][]byte
+	paced           map[string]pacedStream // by model name (the part after the last '/'); set before Start
 	srv             *http.Server
+}
+
+// pacedStream is a streamed answer sent at an upstream's pace: the role chunk at once, then one
+// content chunk every `every`, then the finish chunk, the usage chunk and [DONE] at once.
+type pacedStream struct {
+	chunks [][]byte // as Upstream.chunks
+	every  time.Duration
+}
+
+// AddPacedStream makes streamed answers for model (compared with the request's model after its
+// last '/', so "up/m" and "openai/m" through a gateway and "m" directly all match) carry chunks
+// content chunks, one every `every` (the first content chunk comes `every` after the role chunk),
+// like a real model generating tokens. Call it before Start.
+func (u *Upstream) AddPacedStream(model string, chunks int, every time.Duration) {
+	if u.paced == nil {
+		u.paced = map[string]pacedStream{}
+	}
+	u.paced[model] = pacedStream{chunks: streamChunks(chunks), every: every}
 }
 
 // ChunkCount is the number of content chunks in a streamed answer (it has ChunkCount+4 events:
@@ -56,15 +75,21 @@ func NewUpstream() *Upstream {
 		embedding: []byte(`{"object":"list","model":"bench-embed","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2,0.3,-0.4,0.5,-0.6,0.7,-0.8]}],` +
 			`"usage":{"prompt_tokens":5,"total_tokens":5}}`),
 	}
-	u.chunks = append(u.chunks, []byte(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}`+"\n\n"))
-	for i := 0; i < ChunkCount; i++ {
-		u.chunks = append(u.chunks, fmt.Appendf(nil, `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{"content":"tok%02d "},"finish_reason":null}]}`+"\n\n", i))
-	}
-	u.chunks = append(u.chunks,
-		[]byte(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n"),
-		[]byte(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":20,"total_tokens":32}}`+"\n\n"),
-		[]byte("data: [DONE]\n\n"))
+	u.chunks = streamChunks(ChunkCount)
 	return u
+}
+
+// streamChunks builds the SSE events of a streamed answer with n content chunks: the role chunk,
+// the content chunks, the finish chunk, the usage chunk and [DONE].
+func streamChunks(n int) [][]byte {
+	chunks := [][]byte{[]byte(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}` + "\n\n")}
+	for i := range n {
+		chunks = append(chunks, fmt.Appendf(nil, `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{"content":"tok%02d "},"finish_reason":null}]}`+"\n\n", i%100))
+	}
+	return append(chunks,
+		[]byte(`data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`+"\n\n"),
+		fmt.Appendf(nil, `data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":%d,"total_tokens":%d}}`+"\n\n", n, n+12),
+		[]byte("data: [DONE]\n\n"))
 }
 
 func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -112,9 +137,28 @@ func (u *Upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case stream:
 		w.Header().Set("Content-Type", "text/event-stream")
 		rc := http.NewResponseController(w)
-		for i, c := range u.chunks {
+		chunks, every := u.chunks, time.Duration(0)
+		if len(u.paced) > 0 {
+			model := gjson.GetBytes(body, "model").String()
+			if p, ok := u.paced[model[strings.LastIndexByte(model, '/')+1:]]; ok {
+				chunks, every = p.chunks, p.every
+			}
+		}
+		var tick *time.Ticker
+		if every > 0 {
+			tick = time.NewTicker(every)
+			defer tick.Stop()
+		}
+		for i, c := range chunks {
 			if fault == FaultReset && i == 3 {
 				panic(http.ErrAbortHandler) // drops the connection mid-stream
+			}
+			if tick != nil && i >= 1 && i < len(chunks)-3 { // paced: each content chunk waits a tick
+				select {
+				case <-tick.C:
+				case <-r.Context().Done():
+					return
+				}
 			}
 			if _, err := w.Write(c); err != nil {
 				return
@@ -137,7 +181,10 @@ func (u *Upstream) Start() error {
 		return fmt.Errorf("upstream listen: %w", err)
 	}
 	u.Addr = ln.Addr().String()
-	u.srv = &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second}
+	// IdleTimeout is long: without it the server closes idle keep-alive connections after
+	// ReadHeaderTimeout, and a gateway reusing one at that moment (a POST, which its transport does
+	// not retry) fails with a write error that the benchmark would charge to the gateway.
+	u.srv = &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 10 * time.Minute}
 	go func() { _ = u.srv.Serve(ln) }()
 	return nil
 }
