@@ -124,7 +124,8 @@ func (r *Record) ComputeHash(prev []byte) []byte {
 	if len(prev) == 0 {
 		prev = make([]byte, HashSize)
 	}
-	buf := make([]byte, 0, len(canonicalVersion)+HashSize+256)
+	// On the stack for records up to 1 KiB of fields (typical ones take 300-500 bytes).
+	buf := make([]byte, 0, 1024)
 	buf = append(append(buf, canonicalVersion...), prev...)
 	buf = r.appendFields(buf)
 	if r.UsageEstimated {

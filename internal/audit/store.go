@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/database"
@@ -38,6 +39,11 @@ func Migrations() fs.FS {
 type Store struct {
 	db  *database.DB
 	now func() time.Time
+
+	// stmts holds Append's prepared statements (see stmt), prepared on first use and kept until
+	// Close: a multi-row INSERT is too long to compile per batch.
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
 
 var (
@@ -57,14 +63,104 @@ func NewStore(ctx context.Context, db *database.DB, now func() time.Time) (*Stor
 	return &Store{db: db, now: now}, nil
 }
 
-// Close does nothing: the database belongs to the caller.
-func (s *Store) Close() error { return nil }
+// Close releases Append's prepared statements (a later Append prepares them again). The database
+// belongs to the caller and stays open.
+func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	s.stmts = nil
+	return errors.Join(errs...)
+}
 
 const recordColumns = `tenant, seq, ts_us, request_id, trace_id, subject, key_name, end_user, transport, rpc,
 	model, target, attempts, class, code, input_tokens, output_tokens, latency_us, client_addr,
 	forwarded_for, body_key_id, body_digest, prev_hash, hash, body, erased_at_us, usage_estimated`
 
-// Append chains and stores recs in one transaction.
+// numRecordColumns is the number of columns in recordColumns (and of values recordArgs appends).
+const numRecordColumns = 27
+
+// maxInsertRows is the most rows one INSERT statement carries. Append inserts a batch with
+// statements of maxInsertRows rows and then of the powers of two below it (a batch of 100: 64,
+// 32, 4), so a handful of statements, each prepared once per connection, serve every batch
+// size. 64 rows are 1,728 parameters: far under SQLite's limit (32,766 in modernc's build;
+// 999 before SQLite 3.32) and PostgreSQL's (65,535).
+const maxInsertRows = 64
+
+// Statements Append prepares once.
+const (
+	selectHeadSQL = "SELECT seq, hash FROM audit_heads WHERE tenant = ?"
+	upsertHeadSQL = `INSERT INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)
+		ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`
+)
+
+// insertSQL returns the INSERT of rows records for driver (before Rebind).
+//
+// On SQLite it is INSERT OR ROLLBACK: a failing row (none should: nothing else writes a
+// tenant's next seq while Append holds the write lock) rolls back the whole transaction, which
+// Append does anyway on any error. With the default ABORT, SQLite would have to undo just the
+// statement's earlier rows, so it keeps a statement journal, copying every page a multi-row
+// INSERT touches to a temporary file first: that doubled the I/O of a batch.
+func insertSQL(driver string, rows int) string {
+	var b strings.Builder
+	b.Grow(len(recordColumns) + 40 + rows*(2*numRecordColumns+3))
+	if driver == database.SQLite {
+		b.WriteString("INSERT OR ROLLBACK INTO audit_records (" + recordColumns + ") VALUES ")
+	} else {
+		b.WriteString("INSERT INTO audit_records (" + recordColumns + ") VALUES ")
+	}
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('(')
+		for j := range numRecordColumns {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteByte('?')
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// stmt returns the prepared statement of query (before Rebind), preparing it on first use.
+// database/sql prepares it again on each pooled connection the first time it runs there.
+func (s *Store) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.db.Rebind(query))
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[query] = st
+	return st, nil
+}
+
+// insertStmts caches insertSQL for each driver and n = 1, 2, 4, ... maxInsertRows (built once:
+// the text of the 64-row statement is 5 KB).
+var insertStmts = func() map[string]map[int]string {
+	m := map[string]map[int]string{}
+	for _, d := range []string{database.SQLite, database.Postgres} {
+		m[d] = map[int]string{}
+		for n := 1; n <= maxInsertRows; n *= 2 {
+			m[d][n] = insertSQL(d, n)
+		}
+	}
+	return m
+}()
+
+// Append chains and stores recs in one transaction, with multi-row INSERTs (see maxInsertRows).
 func (s *Store) Append(ctx context.Context, recs []*Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -74,17 +170,14 @@ func (s *Store) Append(ctx context.Context, recs []*Record) error {
 		return fmt.Errorf("audit.Append: begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	insert, err := tx.PrepareContext(ctx, s.db.Rebind(`INSERT INTO audit_records (`+recordColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`))
-	if err != nil {
-		return fmt.Errorf("audit.Append: prepare: %w", err)
-	}
-	defer insert.Close()
+	// Chain every record first, in order: the first record of each tenant locks (PostgreSQL)
+	// and reads the tenant's head, as a row-by-row insert would.
 	type head struct {
 		seq  int64
 		hash []byte
 	}
-	heads := map[string]*head{}
+	heads := make(map[string]*head, 1)
+	var tenants []string // in order of first appearance, for the head updates
 	for _, r := range recs {
 		h, ok := heads[r.Tenant]
 		if !ok {
@@ -93,22 +186,48 @@ func (s *Store) Append(ctx context.Context, recs []*Record) error {
 					return fmt.Errorf("audit.Append: lock tenant %q: %w", r.Tenant, err)
 				}
 			}
+			sel, err := s.stmt(ctx, selectHeadSQL)
+			if err != nil {
+				return fmt.Errorf("audit.Append: prepare: %w", err)
+			}
 			h = &head{}
-			err := tx.QueryRowContext(ctx, s.db.Rebind("SELECT seq, hash FROM audit_heads WHERE tenant = ?"), r.Tenant).Scan(&h.seq, &h.hash)
+			err = tx.StmtContext(ctx, sel).QueryRowContext(ctx, r.Tenant).Scan(&h.seq, &h.hash)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("audit.Append: head of %q: %w", r.Tenant, err)
 			}
 			heads[r.Tenant] = h
+			tenants = append(tenants, r.Tenant)
 		}
 		r.chain(h.seq+1, h.hash)
-		if _, err := insert.ExecContext(ctx, recordArgs(r)...); err != nil {
-			return fmt.Errorf("audit.Append: insert %q/%d: %w", r.Tenant, r.Seq, err)
-		}
 		h.seq, h.hash = r.Seq, r.Hash
 	}
-	for tenant, h := range heads {
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO audit_heads (tenant, seq, hash) VALUES (?, ?, ?)
-			ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash`), tenant, h.seq, h.hash); err != nil {
+	args := make([]any, 0, min(len(recs), maxInsertRows)*numRecordColumns)
+	for rest := recs; len(rest) > 0; {
+		n := maxInsertRows
+		for n > len(rest) {
+			n /= 2
+		}
+		ins, err := s.stmt(ctx, insertStmts[s.db.Driver()][n])
+		if err != nil {
+			return fmt.Errorf("audit.Append: prepare: %w", err)
+		}
+		args = args[:0]
+		for _, r := range rest[:n] {
+			args = appendRecordArgs(args, r)
+		}
+		if _, err := tx.StmtContext(ctx, ins).ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("audit.Append: insert %q/%d and %d more: %w", rest[0].Tenant, rest[0].Seq, n-1, err)
+		}
+		rest = rest[n:]
+	}
+	up, err := s.stmt(ctx, upsertHeadSQL)
+	if err != nil {
+		return fmt.Errorf("audit.Append: prepare: %w", err)
+	}
+	upTx := tx.StmtContext(ctx, up)
+	for _, tenant := range tenants {
+		h := heads[tenant]
+		if _, err := upTx.ExecContext(ctx, tenant, h.seq, h.hash); err != nil {
 			return fmt.Errorf("audit.Append: head of %q: %w", tenant, err)
 		}
 	}
@@ -141,15 +260,16 @@ func tenantLockKey(tenant string) int64 {
 	return int64(h.Sum64())
 }
 
-func recordArgs(r *Record) []any {
+// appendRecordArgs appends r's values in the order of recordColumns.
+func appendRecordArgs(args []any, r *Record) []any {
 	var erased any
 	if !r.ErasedAt.IsZero() {
 		erased = r.ErasedAt.UnixMicro()
 	}
-	return []any{r.Tenant, r.Seq, r.Time.UnixMicro(), r.RequestID, r.TraceID, r.Subject, r.KeyName, r.User,
+	return append(args, r.Tenant, r.Seq, r.Time.UnixMicro(), r.RequestID, r.TraceID, r.Subject, r.KeyName, r.User,
 		r.Transport, r.RPC, r.Model, r.Target, r.Attempts, r.Class, r.Code, r.InputTokens, r.OutputTokens,
 		r.Latency.Microseconds(), r.ClientAddr, r.ForwardedFor, r.BodyKeyID, nilIfEmpty(r.BodyDigest),
-		r.PrevHash, r.Hash, nilIfEmpty(r.Body), erased, r.UsageEstimated}
+		r.PrevHash, r.Hash, nilIfEmpty(r.Body), erased, r.UsageEstimated)
 }
 
 func nilIfEmpty(b []byte) any {
