@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"time"
 
 	middleware "github.com/grpc-ecosystem/go-grpc-middleware/v2"
 	"google.golang.org/grpc"
@@ -49,10 +50,18 @@ func saneRequestID(s string) bool {
 	return true
 }
 
-// newRequestID returns 16 random bytes as 32 hex digits.
+// newRequestID returns 32 hex digits: the Unix time in milliseconds (12 digits, so ids sort by
+// creation time) then 10 random bytes (80 bits). Time-ordered ids land at the end of the audit
+// log's request-id index instead of on a random page of it, which halves the cost of appending a
+// record to SQLite (bench/README.md, "Audit append").
 func newRequestID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	ms := uint64(time.Now().UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	_, _ = rand.Read(b[6:]) // never fails (crypto/rand since Go 1.24)
 	return hex.EncodeToString(b[:])
 }
 
