@@ -3,7 +3,6 @@ package openai
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -58,7 +57,7 @@ func (s *stream) Recv() (*llm.Chunk, error) {
 			break
 		}
 		var w chunk
-		if err := json.Unmarshal(data, &w); err != nil {
+		if err := decodeChunkJSON(data, &w); err != nil {
 			s.err = s.badEvent(err)
 			break
 		}
