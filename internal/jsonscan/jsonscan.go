@@ -113,7 +113,11 @@ func (d *Scanner) Key(first bool) (key []byte, done, ok bool) {
 }
 
 // Str reads a JSON string value.
-func (d *Scanner) Str() (string, bool) {
+func (d *Scanner) Str() (string, bool) { return d.StrOr("") }
+
+// StrOr reads a string like Str but returns prev itself, without allocating, when the text is
+// the same (for values that repeat from document to document, such as a stream's id and model).
+func (d *Scanner) StrOr(prev string) (string, bool) {
 	if d.Peek() != '"' {
 		return "", false
 	}
@@ -123,6 +127,9 @@ func (d *Scanner) Str() (string, bool) {
 		switch {
 		case c == '"':
 			d.pos = j + 1
+			if string(d.buf[start:j]) == prev {
+				return prev, true
+			}
 			return string(d.buf[start:j]), true
 		case c == '\\' || c >= 0x80:
 			return d.strSlow(start)

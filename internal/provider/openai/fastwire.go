@@ -49,8 +49,13 @@ func (d *wireDec) optStr() (*string, bool) {
 	return &v, ok
 }
 
-// fastChunk decodes a stream event into w (which must be zero).
-func fastChunk(data []byte, w *chunk) bool {
+// fastChunk decodes a stream event into w (which must be zero). prev, when not nil, is the
+// stream's previous event: its id, model and system_fingerprint strings are reused when they
+// repeat, as they do on every event of a stream.
+func fastChunk(data []byte, w *chunk, prev *chunk) bool {
+	if prev == nil {
+		prev = &chunk{}
+	}
 	d := &wireDec{}
 	d.Reset(data)
 	var s seen
@@ -80,11 +85,11 @@ func fastChunk(data []byte, w *chunk) bool {
 		}
 		switch n {
 		case 1:
-			w.ID, ok = d.Str()
+			w.ID, ok = d.StrOr(prev.ID)
 		case 2:
 			w.Created, ok = d.Int(64)
 		case 3:
-			w.Model, ok = d.Str()
+			w.Model, ok = d.StrOr(prev.Model)
 		case 4:
 			w.Choices = make([]chunkChoice, 0, 1)
 			ok = d.Array(func() bool {
@@ -95,7 +100,7 @@ func fastChunk(data []byte, w *chunk) bool {
 			w.Usage = new(usage)
 			ok = d.usage(w.Usage)
 		case 6:
-			w.SystemFingerprint, ok = d.Str()
+			w.SystemFingerprint, ok = d.StrOr(prev.SystemFingerprint)
 		}
 		return ok
 	})
@@ -481,9 +486,10 @@ func (d *wireDec) toolCallWithType(tc *toolCall) bool {
 	})
 }
 
-// decodeChunkJSON decodes a stream event, by the fast path when it covers the event.
-func decodeChunkJSON(data []byte, w *chunk) error {
-	if fastChunk(data, w) {
+// decodeChunkJSON decodes a stream event, by the fast path when it covers the event (prev as for
+// fastChunk).
+func decodeChunkJSON(data []byte, w, prev *chunk) error {
+	if fastChunk(data, w, prev) {
 		return nil
 	}
 	*w = chunk{}

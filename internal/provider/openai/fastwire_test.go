@@ -46,7 +46,8 @@ func FuzzFastWire(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		orig := bytes.Clone(data)
 		var fc, jc chunk
-		if fastChunk(data, &fc) {
+		prev := &chunk{ID: "chatcmpl-abc", Model: "m", SystemFingerprint: "fp"}
+		if fastChunk(data, &fc, prev) {
 			if err := json.Unmarshal(data, &jc); err != nil {
 				t.Fatalf("fast chunk decoder accepted %s, encoding/json: %v", data, err)
 			}
@@ -135,7 +136,7 @@ func FuzzFastEncode(f *testing.F) {
 // TestFastWireCovers checks that typical answers, events and requests take the fast paths.
 func TestFastWireCovers(t *testing.T) {
 	for _, s := range []string{benchEvent, wireSeeds[3], wireSeeds[4]} {
-		if !fastChunk([]byte(s), new(chunk)) {
+		if !fastChunk([]byte(s), new(chunk), nil) {
 			t.Errorf("event takes the encoding/json path: %s", s)
 		}
 	}
