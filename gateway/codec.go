@@ -20,8 +20,9 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 )
 
-// codec is the gateway's runtime.Marshaler. It decodes OpenAI request JSON (normalizing the
-// polymorphic fields first) and encodes responses in OpenAI's exact shapes. For streams it frames
+// codec is the gateway's runtime.Marshaler. It decodes OpenAI request JSON (chat and embeddings
+// bodies straight into their protos by the fast decoder, anything it declines by normalizing the
+// polymorphic fields and protojson) and encodes responses in OpenAI's exact shapes. For streams it frames
 // each chunk as an SSE "data: …" event; the gateway adds the "\n\n" delimiter and flushes.
 type codec struct {
 	marshal   protojson.MarshalOptions

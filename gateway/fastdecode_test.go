@@ -79,6 +79,15 @@ func FuzzDecodeFast(f *testing.F) {
 		if !bytes.Equal(data, orig) {
 			t.Fatal("the fast decoder changed the body")
 		}
+		// The codec (fast path, general path when it declines) answers as the general path alone.
+		viaCodec, alone := proto.Clone(general), proto.Clone(general)
+		errCodec, errAlone := c.decodeMessage(data, viaCodec), c.decodeGeneral(data, alone)
+		if (errCodec == nil) != (errAlone == nil) || (errCodec != nil && (errCodec.Message != errAlone.Message || errCodec.Param != errAlone.Param)) {
+			t.Fatalf("codec error %v, general path error %v, on %s", errCodec, errAlone, data)
+		}
+		if errCodec == nil && !proto.Equal(viaCodec, alone) {
+			t.Fatalf("codec and general path differ on %s:\n codec   %v\n general %v", data, viaCodec, alone)
+		}
 		if !ok {
 			return
 		}
