@@ -20,8 +20,9 @@ import (
 	"github.com/switchyard/switchyard/internal/llm"
 )
 
-// codec is the gateway's runtime.Marshaler. It decodes OpenAI request JSON (normalizing the
-// polymorphic fields first) and encodes responses in OpenAI's exact shapes. For streams it frames
+// codec is the gateway's runtime.Marshaler. It decodes OpenAI request JSON (chat and embeddings
+// bodies straight into their protos by the fast decoder, anything it declines by normalizing the
+// polymorphic fields and protojson) and encodes responses in OpenAI's exact shapes. For streams it frames
 // each chunk as an SSE "data: …" event; the gateway adds the "\n\n" delimiter and flushes.
 type codec struct {
 	marshal   protojson.MarshalOptions
@@ -149,7 +150,26 @@ func (c *codec) decode(data []byte, v any, rb *requestBody) error {
 	return nil
 }
 
+// decodeMessage decodes data into msg: the chat and embeddings requests through the fast decoder
+// when it covers the body (see fastdecode.go), everything else and every error the general way.
 func (c *codec) decodeMessage(data []byte, msg proto.Message) *llm.Error {
+	if data[0] == '{' {
+		switch m := msg.(type) {
+		case *pb.CreateChatCompletionRequest:
+			if fastDecodeChat(data, m) {
+				return nil
+			}
+		case *pb.CreateEmbeddingRequest:
+			if fastDecodeEmbedding(data, m) {
+				return nil
+			}
+		}
+	}
+	return c.decodeGeneral(data, msg)
+}
+
+// decodeGeneral normalizes data and decodes it with protojson, wording any error for the client.
+func (c *codec) decodeGeneral(data []byte, msg proto.Message) *llm.Error {
 	if data[0] != '{' || !gjson.ValidBytes(data) {
 		if gjson.ValidBytes(data) {
 			return llm.Errorf(llm.KindInvalidArgument, "the request body must be a JSON object")

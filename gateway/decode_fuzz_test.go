@@ -31,8 +31,8 @@ var decodeSeeds = []string{
 	`{"model":"e","input":["a",1]}`, `{"input":[[1],"a"]}`,
 }
 
-// FuzzDecodeRequest feeds arbitrary bodies to the request decoder (normalizer and protojson) of
-// the chat and embeddings endpoints. A body decodes or fails with a client-safe
+// FuzzDecodeRequest feeds arbitrary bodies to the request decoder (the fast decoder, or the
+// normalizer and protojson) of the chat and embeddings endpoints. A body decodes or fails with a client-safe
 // KindInvalidArgument error, never panics; when it decodes, the normalizer's output is valid JSON
 // that normalizes to itself, and the decoded request survives a protojson round trip through the
 // decoder unchanged.

@@ -9,7 +9,8 @@ import (
 
 // The normalizer rewrites OpenAI's polymorphic request fields into the typed shapes of the protos
 // (see the comments on MessageContent, ToolChoice and EmbeddingInput) before protojson decodes
-// the body. It finds the values with one gjson scan and splices text around them; every rewrite
+// the body. It serves the bodies the fast decoder (fastdecode.go) declines, and defines what that
+// decoder must match. It finds the values with one gjson scan and splices text around them; every rewrite
 // is an insertion, so the output is the input plus a few bytes, built with one copy. Values that
 // are already in the typed shape, null, or of a type protojson will reject are left alone.
 

@@ -132,7 +132,7 @@ func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRes
 	}
 	defer resp.Body.Close()
 	var w chatResponse
-	if err := p.decodeBody(ctx, resp, &w); err != nil {
+	if err := p.decodeBody(ctx, resp, func(b []byte) error { return decodeResponseJSON(b, &w) }); err != nil {
 		return nil, err
 	}
 	if hasError(w.Error) {
@@ -180,7 +180,7 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	}
 	defer resp.Body.Close()
 	var er embeddingResponse
-	if err := p.decodeBody(ctx, resp, &er); err != nil {
+	if err := p.decodeBody(ctx, resp, func(b []byte) error { return json.Unmarshal(b, &er) }); err != nil {
 		return nil, err
 	}
 	if hasError(er.Error) {
@@ -215,7 +215,20 @@ func (p *Provider) post(ctx context.Context, url string, body any, stream bool) 
 	for k, v := range p.cfg.Headers {
 		h.Set(k, v)
 	}
-	resp, errBody, err := wireutil.PostJSON(ctx, p.client, p.cfg.Name, url, body, h)
+	var (
+		resp    *http.Response
+		errBody []byte
+		err     error
+	)
+	if w, ok := body.(*chatRequest); ok {
+		if b, ok := appendChatRequest(make([]byte, 0, 1024), w); ok {
+			resp, errBody, err = wireutil.PostBody(ctx, p.client, p.cfg.Name, url, b, h)
+		} else { // encoding/json decides (and words any error)
+			resp, errBody, err = wireutil.PostJSON(ctx, p.client, p.cfg.Name, url, body, h)
+		}
+	} else {
+		resp, errBody, err = wireutil.PostJSON(ctx, p.client, p.cfg.Name, url, body, h)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -227,9 +240,9 @@ func (p *Provider) post(ctx context.Context, url string, body any, stream bool) 
 
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// decodeBody reads a whole JSON answer into v through a pooled buffer (Unmarshal copies what it
-// keeps, so the buffer can be reused).
-func (p *Provider) decodeBody(ctx context.Context, resp *http.Response, v any) error {
+// decodeBody reads a whole JSON answer through a pooled buffer and decodes it with decode (which
+// must copy what it keeps, as json.Unmarshal does, so the buffer can be reused).
+func (p *Provider) decodeBody(ctx context.Context, resp *http.Response, decode func([]byte) error) error {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -240,7 +253,7 @@ func (p *Provider) decodeBody(ctx context.Context, resp *http.Response, v any) e
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return wireutil.ClassifyTransport(ctx, p.cfg.Name, err, true)
 	}
-	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+	if err := decode(buf.Bytes()); err != nil {
 		return p.badAnswer(fmt.Errorf("decode answer: %w", err))
 	}
 	return nil

@@ -3,7 +3,6 @@ package openai
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ type stream struct {
 	body     io.ReadCloser
 	events   *wireutil.SSEReader
 
+	prev     chunk // the ids of the last event, whose strings the next one reuses
 	finished bool  // a finish_reason was seen: a missing [DONE] is then not an error
 	err      error // sticky: io.EOF or the error that ended the stream
 	once     sync.Once
@@ -58,7 +58,7 @@ func (s *stream) Recv() (*llm.Chunk, error) {
 			break
 		}
 		var w chunk
-		if err := json.Unmarshal(data, &w); err != nil {
+		if err := decodeChunkJSON(data, &w, &s.prev); err != nil {
 			s.err = s.badEvent(err)
 			break
 		}
@@ -66,6 +66,7 @@ func (s *stream) Recv() (*llm.Chunk, error) {
 			s.err = classifyStreamError(s.provider, s.status, w.Error)
 			break
 		}
+		s.prev = chunk{ID: w.ID, Model: w.Model, SystemFingerprint: w.SystemFingerprint}
 		if len(w.Choices) == 0 && w.Usage == nil {
 			continue
 		}

@@ -40,7 +40,13 @@ func PostJSON(ctx context.Context, client *http.Client, provider, url string, bo
 		e.Provider = provider
 		return nil, nil, e
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, &buf)
+	return PostBody(ctx, client, provider, url, buf.Bytes(), header)
+}
+
+// PostBody is PostJSON for a body the caller encoded (an adapter's own encoder); body must not
+// change until the call returns.
+func PostBody(ctx context.Context, client *http.Client, provider, url string, body []byte, header http.Header) (resp *http.Response, errBody []byte, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		e := llm.Wrap(llm.KindInternal, fmt.Errorf("%s: build request: %w", provider, err), "")
 		e.Provider = provider
