@@ -23,7 +23,9 @@ type LineReader struct {
 
 // NewLineReader returns a reader of lines of at most max bytes from r.
 func NewLineReader(r io.Reader, max int) *LineReader {
-	return &LineReader{r: bufio.NewReaderSize(r, 16<<10), max: max}
+	// 4 KiB holds any ordinary event; longer lines are gathered in long. Streams are many and
+	// long-lived, so this buffer is per stream memory (bench/README.md, "Many streams").
+	return &LineReader{r: bufio.NewReaderSize(r, 4<<10), max: max}
 }
 
 // ReadLine returns the next line without its line ending; the slice is valid until the next
