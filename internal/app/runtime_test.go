@@ -6,7 +6,9 @@ import (
 	"math"
 	"runtime/debug"
 	"strings"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // restoreRuntime puts the collector's settings back after a test that changes them.
@@ -24,8 +26,8 @@ func TestRuntimeDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Runtime.GCPercent != DefaultGCPercent {
-		t.Errorf("gc_percent = %d, want %d", cfg.Runtime.GCPercent, DefaultGCPercent)
+	if cfg.Runtime.GCPercent != 0 {
+		t.Errorf("gc_percent = %d, want 0 (automatic)", cfg.Runtime.GCPercent)
 	}
 	if want := defaultMemoryLimit(); cfg.Runtime.MemoryLimit != want {
 		t.Errorf("memory_limit = %d, want %d", cfg.Runtime.MemoryLimit, want)
@@ -85,4 +87,61 @@ func TestApplyRuntime(t *testing.T) {
 	if limit := debug.SetMemoryLimit(-1); limit != math.MaxInt64 {
 		t.Errorf("memory limit = %d, want none", limit)
 	}
+}
+
+func TestGCPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live uint64
+		want int
+	}{
+		{0, 400},
+		{6 * mib, 400},   // small heap: the ceiling
+		{16 * mib, 400},  // 64/16 = 400 %
+		{32 * mib, 200},  // 64/32
+		{64 * mib, 100},  // 64/64
+		{500 * mib, 100}, // big heap: the floor
+	} {
+		if got := gcPercentFor(tc.live, 64*mib, 100, 400); got != tc.want {
+			t.Errorf("live %d MiB: %d, want %d", tc.live/mib, got, tc.want)
+		}
+	}
+}
+
+// TestGCTuner: after collections, GOGC follows the live heap: the ceiling for a small heap, lower
+// while a large one is held.
+func TestGCTuner(t *testing.T) {
+	restoreRuntime(t)
+	stop := startGCTuner(100, 400, 64<<20)
+	defer stop()
+	gcAndWait := func() {
+		for range 3 { // the finalizer runs after the cycle; a few cycles let it run and re-arm
+			runtime.GC()
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	gcAndWait()
+	if gc := readGCPercent(); gc != 400 {
+		t.Errorf("GOGC = %d with a small heap, want 400", gc)
+	}
+	held := make([][]byte, 0, 128)
+	for range 128 { // 128 MiB live: twice the headroom
+		held = append(held, make([]byte, 1<<20))
+	}
+	gcAndWait()
+	if gc := readGCPercent(); gc > 150 {
+		t.Errorf("GOGC = %d with 128 MiB live, want about 100", gc)
+	}
+	runtime.KeepAlive(held)
+	held = nil
+	gcAndWait()
+	if gc := readGCPercent(); gc != 400 {
+		t.Errorf("GOGC = %d after the heap shrank, want 400 again", gc)
+	}
+}
+
+func readGCPercent() int {
+	gc := debug.SetGCPercent(100)
+	debug.SetGCPercent(gc)
+	return gc
 }
