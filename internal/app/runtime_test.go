@@ -4,9 +4,9 @@ import (
 	"bytes"
 	"log/slog"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"strings"
-	"runtime"
 	"testing"
 	"time"
 )
