@@ -73,13 +73,14 @@ var rules = map[string]rule{
 
 	// Provider adapters: the vocabulary, their shared helpers and, for the gRPC upstreams, the
 	// protos and their conversion.
-	"internal/provider/...": {internal: []string{"internal/llm", "internal/provider/...", "internal/pbconv", "internal/errmap", "gen/..."}},
+	"internal/provider/...": {internal: []string{"internal/llm", "internal/provider/...", "internal/pbconv", "internal/errmap", "internal/grpczstd", "gen/..."}},
 	"internal/pbconv":       {internal: []string{"gen/...", "internal/llm"}},
 
 	// Leaves and near-leaves.
 	"internal/llm":           {external: []string{"google.golang.org/grpc/codes"}},
 	"internal/errmap":        {internal: vocabulary},
 	"internal/mdkey":         {},
+	"internal/grpczstd":      {external: []string{"github.com/klauspost/compress/", "google.golang.org/grpc"}},
 	"internal/callinfo":      {internal: vocabulary},
 	"internal/seal":          {},
 	"internal/telemetry":     {},
