@@ -449,8 +449,8 @@ func (c *Config) validate(providerTypes []string) error {
 		if p.Timeout < 0 {
 			add("%s: timeout must not be negative", where)
 		}
-		if p.MaxIdleConns < 0 {
-			add("%s: max_idle_conns must not be negative", where)
+		if err := provider.ValidateTransport(p); err != nil {
+			add("%s: %w", where, err)
 		}
 	}
 
