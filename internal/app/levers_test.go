@@ -180,6 +180,46 @@ func TestH2CMaxConnections(t *testing.T) {
 	}
 }
 
+// TestH2CBodyBudget: over h2c, a body held by a running call keeps its share of the body budget,
+// so another call's body on the same connection that does not fit is answered 503.
+func TestH2CBodyBudget(t *testing.T) {
+	g := newGate()
+	cfg := leverConfig()
+	cfg.Server.MaxBodyBytes, cfg.Server.MaxInflightBodyBytes = 4096, 4096
+	cfg.Providers = append(cfg.Providers, provider.Config{Name: "gate", Type: "gate"})
+	inst := startT(t, cfg, WithProviderType("gate", g.factory))
+	h2c := h2cClient()
+	defer h2c.CloseIdleConnections()
+
+	held := fmt.Sprintf(`{"model":"gate/m","messages":[{"role":"user","content":%q}]}`, strings.Repeat("x", 4000)) // about 4,060 of the 4,096 bytes
+	answered := make(chan int, 1)
+	go func() {
+		resp, _, err := post(t, h2c, inst.HTTPAddr(), leverKey, strings.NewReader(held))
+		if err != nil {
+			answered <- 0
+			return
+		}
+		answered <- resp.StatusCode
+	}()
+	select {
+	case <-g.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the gated call never reached the provider")
+	}
+	resp, body, err := post(t, h2c, inst.HTTPAddr(), leverKey, strings.NewReader(echoBody))
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.ProtoMajor != 2 || !strings.Contains(body, "server_busy") {
+		t.Fatalf("second body while the first holds the budget: %v %v; body %s", resp, err, body)
+	}
+	close(g.release)
+	if code := <-answered; code != http.StatusOK {
+		t.Fatalf("the gated call answered %d", code)
+	}
+	resp, body, err = post(t, h2c, inst.HTTPAddr(), leverKey, strings.NewReader(echoBody))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the budget is back: %v %v; body %s", resp, err, body)
+	}
+}
+
 // TestGRPCCompression: the gRPC listener accepts gzip and zstd calls.
 func TestGRPCCompression(t *testing.T) {
 	inst := startT(t, testConfig())
