@@ -110,12 +110,21 @@ func (br *budgetReader) Read(p []byte) (int, error) {
 
 // readBudgeted reads r's body as readBody does, within the budget and the body deadline. It
 // returns the bytes of budget taken, which the caller releases once the body is no longer used.
-func (rt *router) readBudgeted(w http.ResponseWriter, r *http.Request, dst []byte) ([]byte, int64, *llm.Error) {
+//
+// A body with a content coding (gzip) is decoded as it is read: the budget and the limit count
+// decoded bytes, like a chunked body's, and the coded bytes may not exceed the limit either.
+func (rt *router) readBudgeted(w http.ResponseWriter, r *http.Request, coding string, dst []byte) ([]byte, int64, *llm.Error) {
 	var held int64
 	var br *budgetReader
 	if r.ContentLength > rt.maxBody {
 		return dst, 0, tooLarge(rt.maxBody)
-	} else if r.ContentLength >= 0 {
+	}
+	if coding == codingGzip {
+		gz := newGzipBody(r.Body, rt.maxBody)
+		defer gz.Close() // the decoder back to its pool once the body is read
+		r.Body, r.ContentLength = readCloser{gz, r.Body}, -1
+	}
+	if r.ContentLength >= 0 {
 		held = r.ContentLength
 		if err := rt.budget.acquire(r.Context(), held); err != nil {
 			return dst, 0, err
@@ -157,8 +166,14 @@ func readError(err error) *llm.Error {
 	if le, ok := errors.AsType[*llm.Error](err); ok {
 		return le
 	}
-	if ne, ok := errors.AsType[net.Error](err); (ok && ne.Timeout()) || errors.Is(err, os.ErrDeadlineExceeded) {
+	if isTimeout(err) {
 		return bodyTimeout()
 	}
 	return llm.Wrap(llm.KindInvalidArgument, err, "could not read the request body")
+}
+
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return (ok && ne.Timeout()) || errors.Is(err, os.ErrDeadlineExceeded)
 }

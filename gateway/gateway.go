@@ -47,6 +47,11 @@ type Options struct {
 	// BodyReadTimeout bounds reading one request's body; a slower client is answered 408 and
 	// disconnected. 0 means no bound.
 	BodyReadTimeout time.Duration
+	// CompressStreams compresses server-sent event streams too when the client accepts gzip or
+	// zstd, flushing the compressor after every event so each still arrives on its own. Off, only
+	// JSON answers of 1 KiB or more are compressed: a compressor per open stream costs memory
+	// (docs/edge.md, "Compression").
+	CompressStreams bool
 }
 
 type gateway struct {
@@ -112,10 +117,13 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	if err := pb.RegisterKeyServiceHandlerClient(ctx, mux, pb.NewKeyServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("gateway.New: register key service: %w", err)
 	}
-	gz, err := gzhttp.NewWrapper(
-		gzhttp.ExceptContentTypes([]string{"text/event-stream"}), // SSE chunks are tiny and latency-bound
-		gzhttp.MinSize(1024),
-	)
+	types := gzhttp.ExceptContentTypes([]string{"text/event-stream"}) // SSE chunks are tiny and latency-bound
+	if opts.CompressStreams {
+		// grpc-gateway flushes after each event, which flushes the compressor: the first Flush
+		// starts compression (a stream has no Content-Length), each later one emits its event.
+		types = gzhttp.ContentTypeFilter(gzhttp.DefaultContentTypeFilter)
+	}
+	gz, err := gzhttp.NewWrapper(types, gzhttp.MinSize(1024))
 	if err != nil {
 		return nil, fmt.Errorf("gateway.New: gzip: %w", err)
 	}

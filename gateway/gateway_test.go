@@ -777,7 +777,7 @@ func TestGzip(t *testing.T) {
 	}{
 		{"large JSON is compressed", "/v1/embeddings", `{"model":"m","input":[` + strings.TrimSuffix(inputs, ",") + `]}`, true},
 		{"small JSON is not", "/v1/chat/completions", `{"model":"mock/echo","messages":[{"role":"user","content":"x"}]}`, false},
-		{"SSE is never compressed", "/v1/chat/completions", `{"model":"mock/many","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("x", 4000) + `"}]}`, false},
+		{"SSE is not compressed by default", "/v1/chat/completions", `{"model":"mock/many","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("x", 4000) + `"}]}`, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

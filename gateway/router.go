@@ -27,10 +27,11 @@ const (
 //   - serves the routes also without the /v1 prefix (Dify users often omit it from the base URL);
 //   - drops an empty Authorization header, so it reads as no credentials rather than empty ones;
 //   - for a request with a body: checks its credentials from the headers (authenticate, when set)
-//     and refuses bad ones before reading any of the body; takes the body's size from the
-//     process-wide body budget (503 when there is no room) until the call has returned; reads
-//     the whole body once, within bodyTimeout and capped at maxBody (413 above it), into a pooled
-//     buffer that the codec decodes in place (edge.go);
+//     and refuses bad ones before reading any of the body; refuses a content coding other than
+//     gzip (415); takes the body's size from the process-wide body budget (503 when there is no
+//     room) until the call has returned; reads the whole body once, decoding gzip, within
+//     bodyTimeout and capped at maxBody (413 above it, coded or decoded), into a pooled buffer
+//     that the codec decodes in place (edge.go, encoding.go);
 //   - sends POST /v1/chat/completions with "stream": true to the streaming RPC's path;
 //   - records the route template as r.Pattern, which otelhttp uses for the span name and http.route.
 type router struct {
@@ -64,9 +65,14 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+		coding, cerr := requestCoding(r.Header)
+		if cerr != nil {
+			refuse(w, r, cerr)
+			return
+		}
 		bp := getBuf()
 		defer putBuf(bp)
-		data, held, err := rt.readBudgeted(w, r, (*bp)[:0])
+		data, held, err := rt.readBudgeted(w, r, coding, (*bp)[:0])
 		defer rt.budget.release(held)
 		*bp = data
 		if err != nil {
@@ -74,6 +80,10 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = &requestBody{data: data}
+		if coding != "" {
+			r.Header.Del("Content-Encoding") // the services see the decoded body
+			r.ContentLength = int64(len(data))
+		}
 		if public == routeChat && r.Method == http.MethodPost && gjson.GetBytes(data, "stream").Type == gjson.True {
 			public, rawPublic = routeChatStream, ""
 			c := &coalescer{ResponseWriter: w}

@@ -118,6 +118,13 @@ type ServerConfig struct {
 	GatewayTransport string `yaml:"gateway_transport"`
 	// TLS turns on TLS (and optionally mTLS for gRPC callers) for the REST and gRPC listeners.
 	TLS TLSConfig `yaml:"tls"`
+	// H2C serves HTTP/2 without TLS (prior knowledge) on the REST listener next to HTTP/1.1 when
+	// TLS is off (with TLS, HTTP/2 is negotiated by ALPN). Default true (docs/edge.md).
+	H2C bool `yaml:"h2c"`
+	// CompressStreams compresses REST server-sent event streams for clients that accept gzip or
+	// zstd, flushing after each event. Default false: JSON answers of 1 KiB or more are compressed
+	// either way; a compressor per open stream costs memory (docs/edge.md, "Compression").
+	CompressStreams bool `yaml:"compress_streams"`
 
 	// RequestLimits bound the shape of a request within MaxBodyBytes: messages, tools, content
 	// parts, stop sequences, embedding inputs, tool-call argument bytes and JSON schema depth.
@@ -215,7 +222,7 @@ func ParseConfig(data []byte, getenv func(string) string) (*Config, error) {
 	}
 	// Booleans defaulting to true are set before decoding: afterwards a zero bool cannot tell an
 	// omitted field from an explicit false.
-	cfg := Config{Audit: AuditConfig{Enabled: true}}
+	cfg := Config{Server: ServerConfig{H2C: true}, Audit: AuditConfig{Enabled: true}}
 	if err := doc.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
@@ -447,8 +454,8 @@ func (c *Config) validate(providerTypes []string) error {
 		if p.Timeout < 0 {
 			add("%s: timeout must not be negative", where)
 		}
-		if p.MaxIdleConns < 0 {
-			add("%s: max_idle_conns must not be negative", where)
+		if err := provider.ValidateTransport(p); err != nil {
+			add("%s: %w", where, err)
 		}
 		if p.Batching != nil {
 			if err := p.Batching.Validate(); err != nil {

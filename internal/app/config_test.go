@@ -140,6 +140,9 @@ func TestDefaults(t *testing.T) {
 		s.MaxInflightBodyBytes < 64<<20 || s.MaxInflightBodyBytes > 4<<30 {
 		t.Errorf("edge settings = %+v, want the documented defaults", s)
 	}
+	if !s.H2C || s.CompressStreams {
+		t.Errorf("h2c %v, compress_streams %v; want true, false", s.H2C, s.CompressStreams)
+	}
 	if c.Log.Level != "info" || c.Log.Format != "json" || c.Auth.Mode != "none" {
 		t.Errorf("log, auth = %+v, %+v; want info/json and none", c.Log, c.Auth)
 	}
@@ -193,6 +196,11 @@ func TestValidate(t *testing.T) {
 		{"batching of one", base + "  - {name: emb, type: openai, batching: {max_batch: 1}}\n", "batching: max_batch 1"},
 		{"batching window too long", base + "  - {name: emb, type: openai, batching: {window: 1s}}\n", "batching: window 1s"},
 		{"batching without embeddings", base + "  - {name: a, type: anthropic, api_key: k, batching: {}}\n", `type "anthropic" serves no embeddings`},
+		{"h2c off, streams compressed", base + "server: {h2c: false, compress_streams: true}\n", ""},
+		{"provider pool and HTTP/2", base + "  - {name: up, type: openai, base_url: 'http://x/v1', max_idle_conns: 8, max_conns_per_host: 16, idle_conn_timeout: 30s, http2: h2c}\n", ""},
+		{"provider HTTP/2 unknown", base + "  - {name: up, type: openai, base_url: 'http://x/v1', http2: h3}\n", `providers[1] (up): http2: "h3" is not auto, off or h2c`},
+		{"provider negative conns", base + "  - {name: up, type: openai, base_url: 'http://x/v1', max_conns_per_host: -1}\n", "max_conns_per_host must not be negative"},
+		{"provider negative idle timeout", base + "  - {name: up, type: openai, base_url: 'http://x/v1', idle_conn_timeout: -1s}\n", "idle_conn_timeout must not be negative"},
 		{"unknown auth mode", base + "auth: {mode: magic}\n", "auth"},
 		{"api_key mode without keys", base + "auth: {mode: api_key}\n", "api_keys"},
 

@@ -157,8 +157,8 @@ func Start(ctx context.Context, cfg *Config, opts ...Option) (*Instance, error) 
 	g, cancelDeadline := inst.actors(ctx, cfg.Server, d.log, servers{ // servers.go
 		lis:   lis,
 		grpc:  grpcSrv,
-		rest:  newHTTPServer(cfg.Server, restHandler, d.log),
-		admin: newHTTPServer(cfg.Server, inst.adminHandler(d.tel.MetricsHandler()), d.log),
+		rest:  newHTTPServer(cfg.Server, restHandler, d.log, cfg.Server.H2C && d.tls == nil),
+		admin: newHTTPServer(cfg.Server, inst.adminHandler(d.tel.MetricsHandler()), d.log, false),
 	})
 	go inst.run(g, cancelDeadline, d)
 	if err := inst.serve(ctx, cfg, d, o.configPath); err != nil {

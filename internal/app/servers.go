@@ -50,17 +50,24 @@ func listen(ctx context.Context, cfg ServerConfig, tls *serverTLS, c *closers) (
 	return l, nil
 }
 
-// maxConcurrentStreams caps the HTTP/2 streams of one REST connection (HTTP/2 is served with TLS).
+// maxConcurrentStreams caps the HTTP/2 streams of one REST connection (HTTP/2 over TLS, or h2c).
 const maxConcurrentStreams = 100
 
 // newHTTPServer builds the REST or admin server serving h, logging its errors to log. Slow
 // clients are cut off by ReadHeaderTimeout (headers) and the gateway's body_read_timeout (bodies).
-func newHTTPServer(cfg ServerConfig, h http.Handler, log *slog.Logger) *http.Server {
+// It speaks HTTP/1.1 and, over TLS, HTTP/2; with h2c also HTTP/2 without TLS (prior knowledge:
+// a client that starts with the HTTP/2 preface; the Upgrade: h2c dance is not supported).
+func newHTTPServer(cfg ServerConfig, h http.Handler, log *slog.Logger, h2c bool) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetHTTP2(true)
+	protocols.SetUnencryptedHTTP2(h2c)
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		Protocols:         &protocols,
 		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxConcurrentStreams},
 		// No WriteTimeout: it would cut long SSE streams. Upstream calls are bounded by the
 		// request's context and the providers' timeouts instead.

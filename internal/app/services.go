@@ -9,10 +9,11 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
-	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip codec: clients may compress
+	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor: clients may compress
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/switchyard/switchyard/gateway"
+	_ "github.com/switchyard/switchyard/internal/grpczstd" // registers the zstd compressor likewise
 	"github.com/switchyard/switchyard/internal/inproc"
 	"github.com/switchyard/switchyard/internal/telemetry"
 	"github.com/switchyard/switchyard/server"
@@ -88,6 +89,7 @@ func (i *Instance) restHandler(ctx context.Context, cfg ServerConfig, d *deps, c
 		Authenticate:         edgeAuthenticate(d.authn, d.audit),
 		MaxInflightBodyBytes: cfg.MaxInflightBodyBytes,
 		BodyReadTimeout:      cfg.BodyReadTimeout,
+		CompressStreams:      cfg.CompressStreams,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -73,7 +73,7 @@ var rules = map[string]rule{
 
 	// Provider adapters: the vocabulary, their shared helpers and, for the gRPC upstreams, the
 	// protos and their conversion.
-	"internal/provider/...": {internal: []string{"internal/llm", "internal/provider/...", "internal/pbconv", "internal/errmap", "gen/...", "internal/jsonscan"}},
+	"internal/provider/...": {internal: []string{"internal/llm", "internal/provider/...", "internal/pbconv", "internal/errmap", "internal/grpczstd", "gen/...", "internal/jsonscan"}},
 	"internal/pbconv":       {internal: []string{"gen/...", "internal/llm"}},
 	// Micro-batching decorates any llm.Provider: the vocabulary and the standard library only.
 	"internal/provider/batch": {internal: vocabulary, external: []string{}},
@@ -83,6 +83,7 @@ var rules = map[string]rule{
 	"internal/llm":           {external: []string{"google.golang.org/grpc/codes"}},
 	"internal/errmap":        {internal: vocabulary},
 	"internal/mdkey":         {},
+	"internal/grpczstd":      {external: []string{"github.com/klauspost/compress/", "google.golang.org/grpc"}},
 	"internal/callinfo":      {internal: vocabulary},
 	"internal/seal":          {},
 	"internal/telemetry":     {},

@@ -22,11 +22,23 @@ type Config struct {
 	Headers map[string]string `yaml:"headers,omitempty"`  // extra headers on every upstream request
 	// Timeout bounds one upstream call without a deadline of its own (0: the request's deadline only).
 	Timeout time.Duration `yaml:"timeout,omitempty"`
+	// The connection pool and protocol to an HTTP upstream (the gRPC adapters keep one HTTP/2
+	// connection of their own and ignore them); see docs/providers.md, "Connections".
+	//
 	// MaxIdleConns bounds pooled keep-alive connections to the upstream (0: a default of 256).
 	MaxIdleConns int `yaml:"max_idle_conns,omitempty"`
 	// Batching, when set, merges short embedding requests to the same model into one upstream
 	// call (internal/provider/batch; docs/providers.md, "Micro-batching"). Off when absent.
 	Batching *batch.Config `yaml:"batching,omitempty"`
+	// MaxConnsPerHost bounds all connections to the upstream, dialing, in use and idle; a request
+	// finding none free waits for one (0: no bound, the default).
+	MaxConnsPerHost int `yaml:"max_conns_per_host,omitempty"`
+	// IdleConnTimeout closes a pooled connection idle this long (0: a default of 90s).
+	IdleConnTimeout time.Duration `yaml:"idle_conn_timeout,omitempty"`
+	// HTTP2 says how to speak HTTP/2 to the upstream: "auto" (the default: HTTP/2 when a TLS
+	// upstream offers it by ALPN, else HTTP/1.1), "off" (HTTP/1.1 only) or "h2c" (HTTP/2 only:
+	// without TLS by prior knowledge for http:// URLs, by ALPN for https:// ones).
+	HTTP2 string `yaml:"http2,omitempty"`
 	// Options are settings specific to one provider type (api_version, num_ctx, ...). Each
 	// adapter package documents its keys and validates them in New.
 	Options map[string]string `yaml:"options,omitempty"`

@@ -39,6 +39,8 @@ type GatewayOptions struct {
 	Config string // the YAML configuration; listener addresses are set through the environment
 	// Pin runs the gateway alone on CPU 0 (taskset) with GOMAXPROCS=1.
 	Pin bool
+	// Env are extra KEY=value environment variables (e.g. SSL_CERT_FILE for a test CA).
+	Env []string
 }
 
 // Gateway is a running switchyard process on free loopback ports. Its data directory (the default
@@ -95,6 +97,7 @@ func StartGateway(o GatewayOptions) (*Gateway, error) {
 	if o.Pin {
 		g.cmd.Env = append(g.cmd.Env, "GOMAXPROCS=1")
 	}
+	g.cmd.Env = append(g.cmd.Env, o.Env...)
 	logf, err := os.Create(filepath.Join(dir, "gateway.log"))
 	if err != nil {
 		return nil, err

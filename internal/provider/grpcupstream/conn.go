@@ -21,11 +21,12 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/switchyard/switchyard/internal/grpczstd"
 	"github.com/switchyard/switchyard/internal/provider"
 )
 
 // ConnOptions are the Options keys Dial reads (see the package documentation).
-var ConnOptions = []string{"tls", "tls_ca_file", "tls_server_name", "authority", "gzip", "max_message_bytes", "keepalive_time", "max_retries", "retry_backoff"}
+var ConnOptions = []string{"tls", "tls_ca_file", "tls_server_name", "authority", "compression", "gzip", "max_message_bytes", "keepalive_time", "max_retries", "retry_backoff"}
 
 // Conn is one shared client connection to a gRPC upstream with Switchyard's connection policy:
 // TLS or plaintext, otelgrpc tracing, message limits, keepalive, call metadata (API key and
@@ -58,8 +59,8 @@ func Dial(cfg provider.Config, own []string, extra ...grpc.DialOption) (*Conn, e
 		creds = credentials.NewTLS(o.tls)
 	}
 	call := []grpc.CallOption{grpc.MaxCallRecvMsgSize(o.maxMsg), grpc.MaxCallSendMsgSize(o.maxMsg)}
-	if o.gzip {
-		call = append(call, grpc.UseCompressor(gzip.Name))
+	if o.compression != "" {
+		call = append(call, grpc.UseCompressor(o.compression))
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
@@ -129,20 +130,20 @@ func (c *Conn) RetryOptions(ctx context.Context, received *bool) []grpc.CallOpti
 func NoRetry() grpc.CallOption { return retry.Disable() }
 
 type options struct {
-	tls        *tls.Config
-	authority  string
-	gzip       bool
-	maxMsg     int
-	keepalive  time.Duration
-	maxRetries uint
-	backoff    time.Duration
+	tls         *tls.Config
+	authority   string
+	compression string // "" (none), gzip.Name or grpczstd.Name
+	maxMsg      int
+	keepalive   time.Duration
+	maxRetries  uint
+	backoff     time.Duration
 }
 
 // parseOptions validates the connection options in m; keys in own are skipped, other unknown
 // keys are errors (a typo must not pass silently).
 func parseOptions(m map[string]string, own []string) (options, error) {
 	o := options{maxMsg: DefaultMaxMessageBytes, keepalive: DefaultKeepaliveTime, maxRetries: DefaultMaxRetries, backoff: DefaultRetryBackoff}
-	var useTLS bool
+	var useTLS, gz, compressionSet bool
 	var caFile, serverName string
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -161,8 +162,18 @@ func parseOptions(m map[string]string, own []string) (options, error) {
 			serverName = v
 		case "authority":
 			o.authority = v
-		case "gzip":
-			o.gzip, err = strconv.ParseBool(v)
+		case "compression":
+			switch v {
+			case "none", "":
+				o.compression = ""
+			case gzip.Name, grpczstd.Name:
+				o.compression = v
+			default:
+				err = errors.New("must be none, gzip or zstd")
+			}
+			compressionSet = true
+		case "gzip": // before "compression" existed; gzip: true is compression: gzip
+			gz, err = strconv.ParseBool(v)
 		case "max_message_bytes":
 			o.maxMsg, err = strconv.Atoi(v)
 			if err == nil && o.maxMsg < 1<<20 {
@@ -187,6 +198,12 @@ func parseOptions(m map[string]string, own []string) (options, error) {
 		if err != nil {
 			return o, fmt.Errorf("option %s=%q: %w", k, v, err)
 		}
+	}
+	if gz {
+		if compressionSet && o.compression != gzip.Name {
+			return o, fmt.Errorf("options gzip=true and compression=%q disagree: keep compression only", m["compression"])
+		}
+		o.compression = gzip.Name
 	}
 	if useTLS || caFile != "" || serverName != "" {
 		o.tls = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}

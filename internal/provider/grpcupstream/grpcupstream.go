@@ -20,7 +20,12 @@
 //	tls_ca_file        PEM file of the CAs to trust (default: the system roots); implies tls
 //	tls_server_name    name to verify the server certificate against; implies tls
 //	authority          :authority header (virtual hosting behind a proxy)
-//	gzip               true | false (default false): compress requests, accept compressed answers
+//	compression        none | gzip | zstd (default none): compress requests; the server answers
+//	                   the same way (a Switchyard upstream speaks both; other servers must have
+//	                   the compressor registered, gzip being the common one). gRPC compression
+//	                   pays on large messages over slow links and costs CPU on both sides
+//	                   (bench/README.md, "Throughput levers")
+//	gzip               true | false (default false): the older spelling of compression: gzip
 //	max_message_bytes  largest message sent or received (default 67108864, 64 MiB; at least 1 MiB)
 //	keepalive_time     idle time before a keepalive ping on a connection with calls (default 1m;
 //	                   the server must permit it: grpc-go servers refuse pings more often than 5m

@@ -3,9 +3,11 @@ package grpcupstream_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -70,7 +73,7 @@ func (f *fake) CreateEmbedding(ctx context.Context, in *pb.CreateEmbeddingReques
 }
 
 // start serves f on loopback and returns a provider for it. Retries back off 1 ms at most.
-func start(t *testing.T, f *fake, opts map[string]string) *grpcupstream.Provider {
+func start(t *testing.T, f *fake, opts map[string]string, srvOpts ...grpc.ServerOption) *grpcupstream.Provider {
 	t.Helper()
 	f.md = make(chan metadata.MD, 16)
 	f.reqs = make(chan any, 16)
@@ -78,7 +81,7 @@ func start(t *testing.T, f *fake, opts map[string]string) *grpcupstream.Provider
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(srvOpts...)
 	pb.RegisterChatServiceServer(srv, f)
 	pb.RegisterEmbeddingServiceServer(srv, f)
 	go func() { _ = srv.Serve(lis) }()
@@ -240,6 +243,77 @@ func TestEmbedKeepsInputOrder(t *testing.T) {
 	wantReq := &pb.CreateEmbeddingRequest{Model: "e", Input: &pb.EmbeddingInput{Texts: []string{"a", "b", "c"}}, EncodingFormat: "float", Dimensions: llm.Ptr(int32(1))}
 	if diff := cmp.Diff(wantReq, <-f.reqs, protocmp.Transform()); diff != "" {
 		t.Errorf("upstream request mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// wireStats records, on the upstream's side, the compression of each call and the bytes its
+// messages took on the wire and decoded.
+type wireStats struct {
+	mu                  sync.Mutex
+	compression         []string
+	inWire, inDecoded   int
+	outWire, outDecoded int
+}
+
+func (w *wireStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (w *wireStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (w *wireStats) HandleConn(context.Context, stats.ConnStats)                       {}
+func (w *wireStats) HandleRPC(_ context.Context, s stats.RPCStats) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch s := s.(type) {
+	case *stats.InHeader:
+		w.compression = append(w.compression, s.Compression)
+	case *stats.InPayload:
+		w.inWire, w.inDecoded = w.inWire+s.CompressedLength, w.inDecoded+s.Length
+	case *stats.OutPayload:
+		w.outWire, w.outDecoded = w.outWire+s.CompressedLength, w.outDecoded+s.Length
+	}
+}
+
+// TestCompression: with options.compression the request goes compressed and the upstream answers
+// compressed the same way; the adapter decodes both.
+func TestCompression(t *testing.T) {
+	texts := make([]string, 200)
+	vectors := make([]*pb.Embedding, len(texts))
+	for i := range texts {
+		texts[i] = "a typical sentence to embed, much like the one before it"
+		vectors[i] = &pb.Embedding{Index: int32(i), Embedding: make([]float32, 64)}
+	}
+	for _, c := range []struct {
+		opts map[string]string
+		want string
+	}{
+		{nil, ""},
+		{map[string]string{"compression": "none"}, ""},
+		{map[string]string{"gzip": "true"}, "gzip"},
+		{map[string]string{"compression": "gzip"}, "gzip"},
+		{map[string]string{"compression": "zstd"}, "zstd"},
+	} {
+		t.Run(fmt.Sprint(c.opts), func(t *testing.T) {
+			f := &fake{embed: func(context.Context, *pb.CreateEmbeddingRequest) (*pb.CreateEmbeddingResponse, error) {
+				return &pb.CreateEmbeddingResponse{Object: "list", Model: "e", Data: vectors}, nil
+			}}
+			w := &wireStats{}
+			p := start(t, f, c.opts, grpc.StatsHandler(w))
+			got, err := p.Embed(context.Background(), &llm.EmbeddingRequest{Model: "e", Texts: texts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.Vectors) != len(texts) || len(got.Vectors[199]) != 64 {
+				t.Fatalf("%d vectors", len(got.Vectors))
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if len(w.compression) != 1 || w.compression[0] != c.want {
+				t.Errorf("upstream saw compression %q, want %q", w.compression, c.want)
+			}
+			compressed := w.inWire*4 < w.inDecoded && w.outWire*4 < w.outDecoded
+			if compressed != (c.want != "") {
+				t.Errorf("request %d of %d bytes on the wire, answer %d of %d: compressed = %v, want %v",
+					w.inWire, w.inDecoded, w.outWire, w.outDecoded, compressed, c.want != "")
+			}
+		})
 	}
 }
 
@@ -528,6 +602,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		{name: "missing target", cfg: provider.Config{}, wantErr: true},
 		{name: "http URL", cfg: provider.Config{BaseURL: "http://models.internal:9000"}, wantErr: true},
 		{name: "unknown option", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"tsl": "true"}}, wantErr: true},
+		{name: "zstd", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"compression": "zstd"}}},
+		{name: "compression none", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"compression": "none"}}},
+		{name: "gzip both ways", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"compression": "gzip", "gzip": "true"}}},
+		{name: "unknown compression", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"compression": "brotli"}}, wantErr: true},
+		{name: "gzip and zstd", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"compression": "zstd", "gzip": "true"}}, wantErr: true},
 		{name: "bad bool", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"gzip": "yes please"}}, wantErr: true},
 		{name: "small message limit", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"max_message_bytes": "1024"}}, wantErr: true},
 		{name: "zero backoff", cfg: provider.Config{BaseURL: "h:1", Options: map[string]string{"retry_backoff": "0s"}}, wantErr: true},

@@ -15,7 +15,7 @@
 // output of shape [n, d], raw little-endian or in fp32_contents.
 //
 // Configuration: BaseURL, APIKey, Headers, Timeout and the connection options are those of
-// grpcupstream (tls, tls_ca_file, tls_server_name, authority, gzip, max_message_bytes,
+// grpcupstream (tls, tls_ca_file, tls_server_name, authority, compression, gzip, max_message_bytes,
 // keepalive_time, max_retries, retry_backoff). ModelInfer calls are retried by that policy;
 // ModelStreamInfer, a bidirectional stream, cannot be retried by the interceptor and is not.
 //
