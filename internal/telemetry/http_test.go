@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -200,28 +200,32 @@ func TestHTTPHandlerMatchesOtelhttp(t *testing.T) {
 }
 
 // TestHTTPHandlerWriterInterfaces: handlers behind the wrapper can flush (server-sent events) and
-// reach the connection through http.ResponseController.
+// reach the connection's writer through http.ResponseController (the gateway sets read deadlines).
 func TestHTTPHandlerWriterInterfaces(t *testing.T) {
 	e := newOtelEnv()
 	h := NewHTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := w.(http.Flusher); !ok {
 			t.Error("writer is not a Flusher")
 		}
+		if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(time.Second)); err != nil {
+			t.Errorf("ResponseController.SetReadDeadline: %v", err)
+		}
 		_, _ = io.WriteString(w, "data: 1\n\n")
-		if err := http.NewResponseController(w).Flush(); err != nil {
-			t.Errorf("ResponseController.Flush: %v", err)
-		}
-		if err := http.NewResponseController(w).EnableFullDuplex(); err == nil || !errors.Is(err, http.ErrNotSupported) {
-			// the recorder does not support it: the controller must reach the recorder to say so
-			t.Logf("EnableFullDuplex: %v", err)
-		}
+		w.(http.Flusher).Flush()
 	}), WithHTTPTracerProvider(e.tp), WithHTTPMeterProvider(e.mp))
-	w := httptest.NewRecorder()
+	w := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/stream", nil))
-	if !w.Flushed || w.Body.String() != "data: 1\n\n" {
-		t.Errorf("flushed %v body %q; want a flushed event", w.Flushed, w.Body)
+	if !w.Flushed || w.Body.String() != "data: 1\n\n" || !w.deadline {
+		t.Errorf("flushed %v, body %q, deadline set %v; want a flushed event and the deadline set", w.Flushed, w.Body, w.deadline)
 	}
 }
+
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	deadline bool
+}
+
+func (d *deadlineRecorder) SetReadDeadline(time.Time) error { d.deadline = true; return nil }
 
 // TestHTTPHandlerGlobalTracer: without a tracer provider option the global one is used, also when
 // it is replaced after the handler was built.
