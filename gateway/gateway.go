@@ -18,12 +18,12 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/klauspost/compress/gzhttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
 	"github.com/switchyard/switchyard/internal/mdkey"
+	"github.com/switchyard/switchyard/internal/telemetry"
 )
 
 // DefaultMaxBodyBytes is the request body limit when Options.MaxBodyBytes is 0.
@@ -130,7 +130,7 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	var h http.Handler = &router{next: mux, maxBody: opts.MaxBodyBytes, authenticate: opts.Authenticate,
 		budget: newBodyBudget(opts.MaxInflightBodyBytes), bodyTimeout: opts.BodyReadTimeout}
 	h = gz(h)
-	h = otelhttp.NewHandler(h, "switchyard.rest", otelhttp.WithSpanNameFormatter(spanName))
+	h = telemetry.NewHTTPHandler(h, telemetry.WithHTTPSpanName(func(r *http.Request) string { return spanName("", r) }))
 	return h, nil
 }
 

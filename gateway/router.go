@@ -33,7 +33,7 @@ const (
 //     bodyTimeout and capped at maxBody (413 above it, coded or decoded), into a pooled buffer
 //     that the codec decodes in place (edge.go, encoding.go);
 //   - sends POST /v1/chat/completions with "stream": true to the streaming RPC's path;
-//   - records the route template as r.Pattern, which otelhttp uses for the span name and http.route.
+//   - records the route template as r.Pattern, which the telemetry handler uses for the span name and http.route.
 type router struct {
 	next         http.Handler
 	maxBody      int64

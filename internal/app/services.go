@@ -75,7 +75,7 @@ func (i *Instance) registerServices(reg grpc.ServiceRegistrar, d *deps) {
 	d.audit.register(reg)
 }
 
-// restHandler builds the REST gateway over gatewayConn. The gateway adds its own otelhttp handler
+// restHandler builds the REST gateway over gatewayConn. The gateway adds its own HTTP telemetry handler
 // (global providers, which telemetry.Setup set).
 func (i *Instance) restHandler(ctx context.Context, cfg ServerConfig, d *deps, c chains, grpcAddr net.Addr) (http.Handler, error) {
 	gwCtx, gwCancel := context.WithCancel(context.WithoutCancel(ctx))

@@ -51,7 +51,7 @@ var rules = map[string]rule{
 
 	// The REST edge knows the protos, the error mapping and the metadata keys; not the router,
 	// the providers, the services or the stores.
-	"gateway": {internal: []string{"gen/...", "internal/errmap", "internal/jsonscan", "internal/llm", "internal/mdkey"}},
+	"gateway": {internal: []string{"gen/...", "internal/errmap", "internal/jsonscan", "internal/llm", "internal/mdkey", "internal/telemetry"}},
 
 	// The gRPC services map protos to the domain. No provider and no vendor SDK: providers reach
 	// them only as llm.Provider through the router.
@@ -73,7 +73,7 @@ var rules = map[string]rule{
 
 	// Provider adapters: the vocabulary, their shared helpers and, for the gRPC upstreams, the
 	// protos and their conversion.
-	"internal/provider/...": {internal: []string{"internal/llm", "internal/provider/...", "internal/pbconv", "internal/errmap", "internal/grpczstd", "gen/...", "internal/jsonscan"}},
+	"internal/provider/...": {internal: []string{"internal/llm", "internal/provider/...", "internal/pbconv", "internal/errmap", "internal/grpczstd", "gen/...", "internal/jsonscan", "internal/telemetry"}},
 	"internal/pbconv":       {internal: []string{"gen/...", "internal/llm"}},
 	// Micro-batching decorates any llm.Provider: the vocabulary and the standard library only.
 	"internal/provider/batch": {internal: vocabulary, external: []string{}},

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Upstream transport limits. None of them bounds a whole call: a streamed answer may last minutes,
@@ -32,7 +30,7 @@ const (
 // (context propagated with the global propagator). The client has no overall Timeout, which would
 // cut long streams; adapters bound each call through its context instead. Safe for concurrent use.
 func NewHTTPClient(cfg Config) *http.Client {
-	return &http.Client{Transport: otelhttp.NewTransport(newTransport(cfg))}
+	return &http.Client{Transport: traced(newTransport(cfg))}
 }
 
 // HTTP/2 modes (Config.HTTP2).

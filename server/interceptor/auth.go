@@ -6,7 +6,6 @@ import (
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	grpcauth "github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -30,7 +29,7 @@ func authFunc(a auth.Authenticator) grpcauth.AuthFunc {
 		if err != nil {
 			return nil, errmap.ToStatus(err).Err()
 		}
-		logging.AddFields(ctx, logging.Fields{fieldTenant, p.Tenant, fieldSubject, p.Subject})
+		noteLogPrincipal(ctx, p)
 		if err := notePrincipal(ctx, p); err != nil {
 			return nil, errmap.ToStatus(err).Err()
 		}
