@@ -16,11 +16,11 @@ import (
 // of the CPU at full load (bench/README.md, "Garbage collector"). With thousands of open streams
 // the live heap is 100 MB and more, and a high fixed GOGC would multiply it. So after every
 // collection the target is set to give the heap autoGCHeadroom to grow, within
-// [autoGCMin, autoGCMax] percent: 400 for a small heap, falling to 100 as the heap passes 64 MiB.
+// [autoGCMin, autoGCMax] percent: 400 for a heap under 8 MiB, falling to 100 as it passes 32 MiB.
 const (
 	autoGCMin      = 100
 	autoGCMax      = 400
-	autoGCHeadroom = 64 << 20
+	autoGCHeadroom = 32 << 20
 )
 
 // Default memory limit, as fractions of the cgroup's memory limit and, without one, of the RAM.
@@ -35,7 +35,7 @@ const (
 type RuntimeConfig struct {
 	// GCPercent is GOGC: the heap may grow by this percentage of the live heap before a
 	// collection. 0 (default): automatic, 400 while the live heap is small, down to 100 once it
-	// passes 64 MiB (re-set after every collection). -1 turns the proportional collector off
+	// passes 32 MiB (re-set after every collection). -1 turns the proportional collector off
 	// (then only the memory limit triggers collections).
 	GCPercent int `yaml:"gc_percent"`
 	// MemoryLimit is GOMEMLIMIT, in bytes: a soft limit on the memory the Go runtime uses; near

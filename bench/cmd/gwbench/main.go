@@ -54,10 +54,11 @@ func main() {
 		manyC    = flag.Int("many-chunks", 100, "many-streams scenario: content chunks per stream")
 		manyE    = flag.Duration("many-every", 50*time.Millisecond, "many-streams scenario: the upstream sends one content chunk every this long")
 		manyD    = flag.Duration("many-duration", 15*time.Second, "many-streams scenario: measured time per target (after one stream's time of staggered start)")
+		genv     = flag.String("gateway-env", "", "comma-separated KEY=VALUE environment variables for the gateway processes only (e.g. GOGC=100 to compare the collector settings)")
 		manyG    = flag.Bool("many-grpc", true, "many-streams scenario: also measure the gateway's native gRPC streams")
 	)
 	flag.Parse()
-	o := options{binary: *binary, duration: *duration, warmup: *warmup, conns: *conns, rate: *rate, streams: *streams, pin: *pin, out: *out, profile: *profile,
+	o := options{gatewayEnv: splitEnv(*genv), binary: *binary, duration: *duration, warmup: *warmup, conns: *conns, rate: *rate, streams: *streams, pin: *pin, out: *out, profile: *profile,
 		bifrost: *bifrost, many: *many, manyStreams: *manyN, manyChunks: *manyC, manyEvery: *manyE, manyDuration: *manyD, manyGRPC: *manyG}
 	if *trans != "" {
 		o.transports = strings.Split(*trans, ",")
@@ -69,6 +70,7 @@ func main() {
 }
 
 type options struct {
+	gatewayEnv       []string
 	binary           string
 	duration, warmup time.Duration
 	conns, rate      int
@@ -140,7 +142,7 @@ func run(o options) error {
 	}()
 	authCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+harness.APIKey)
 	for _, tr := range transports {
-		gw, err := startGateway(o.binary, up.Addr, tr, o.pin)
+		gw, err := startGateway(o.binary, up.Addr, tr, o.pin, o.gatewayEnv)
 		if err != nil {
 			return err
 		}
@@ -562,12 +564,20 @@ func runOpen(t target, rate int, d time.Duration) result {
 
 // startGateway starts binary with auth and request logging on, serving the upstream as provider
 // "up". transport, when set, is written as server.gateway_transport.
-func startGateway(binary, upstreamAddr, transport string, pin bool) (*harness.Gateway, error) {
+func startGateway(binary, upstreamAddr, transport string, pin bool, env []string) (*harness.Gateway, error) {
 	cfg := harness.AuthConfig + fmt.Sprintf(`providers:
   - {name: up, type: openai, base_url: "http://%s/v1", api_key: sk-upstream}
 `, upstreamAddr)
 	if transport != "" {
 		cfg = fmt.Sprintf("server: {gateway_transport: %s}\n", transport) + cfg
 	}
-	return harness.StartGateway(harness.GatewayOptions{Binary: binary, Config: cfg, Pin: pin})
+	return harness.StartGateway(harness.GatewayOptions{Binary: binary, Config: cfg, Pin: pin, Env: env})
+}
+
+// splitEnv splits "A=1,B=2" into its entries; "" is none.
+func splitEnv(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
