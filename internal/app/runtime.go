@@ -13,7 +13,7 @@ import (
 // The automatic collector target (runtime.gc_percent left out or 0). The gateway's live heap is
 // small (5-10 MB: caches, pools, the router) and nearly everything a request allocates dies with
 // it, so at Go's default of 100 the collector runs every few hundred requests and costs 10-17 %
-// of the CPU at full load (bench/README.md, "Garbage collector"). With thousands of open streams
+// of the CPU at full load (bench/README.md, "Issue 11: before vs after"). With thousands of open streams
 // the live heap is 100 MB and more, and a high fixed GOGC would multiply it. So after every
 // collection the target is set to give the heap autoGCHeadroom to grow, within
 // [autoGCMin, autoGCMax] percent: 400 for a heap under 8 MiB, falling to 100 as it passes 32 MiB.
