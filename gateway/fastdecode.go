@@ -25,29 +25,6 @@ import (
 // fastDec is the decoder's state: a strict scanner of the body.
 type fastDec struct{ jsonscan.Scanner }
 
-// fields tracks the field numbers seen in one object, for protojson's duplicate-field rule.
-type fields uint64
-
-func (s *fields) see(n int) bool {
-	bit := fields(1) << n
-	if *s&bit != 0 {
-		return false
-	}
-	*s |= bit
-	return true
-}
-
-// field starts a known field: it rejects a duplicate and reports whether the value is null (then
-// consumed; protojson leaves the field unset).
-func (d *fastDec) field(seen *fields, n int) (isNull, ok bool) {
-	if !seen.see(n) {
-		return false, false
-	}
-	if d.Null() {
-		return true, true
-	}
-	return false, true
-}
 
 // fastDecodeChat decodes a chat completion request body into m (reset first). false means the
 // general path must decide; m is then in an unspecified state.
@@ -55,7 +32,7 @@ func fastDecodeChat(data []byte, m *pb.CreateChatCompletionRequest) bool {
 	m.Reset()
 	d := &fastDec{}
 	d.Reset(data)
-	var seen fields
+	var seen jsonscan.Seen
 	ok := d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -102,7 +79,7 @@ func fastDecodeChat(data []byte, m *pb.CreateChatCompletionRequest) bool {
 		default:
 			return d.Skip(1)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -200,7 +177,7 @@ func (d *fastDec) strings() ([]string, bool) {
 }
 
 func (d *fastDec) chatMessage(m *pb.ChatMessage) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -221,7 +198,7 @@ func (d *fastDec) chatMessage(m *pb.ChatMessage) bool {
 		default:
 			return d.Skip(2)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -265,7 +242,7 @@ func (d *fastDec) chatMessage(m *pb.ChatMessage) bool {
 }
 
 func (d *fastDec) contentPart(p *pb.ContentPart) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -282,7 +259,7 @@ func (d *fastDec) contentPart(p *pb.ContentPart) bool {
 		default:
 			return d.Skip(5)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -307,7 +284,7 @@ func (d *fastDec) contentPart(p *pb.ContentPart) bool {
 
 // twoStrings decodes a message of two string fields named a (number 1) and b (number 2).
 func (d *fastDec) twoStrings(a, b string, va, vb *string) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		var v *string
@@ -319,7 +296,7 @@ func (d *fastDec) twoStrings(a, b string, va, vb *string) bool {
 		default:
 			return d.Skip(6)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -329,7 +306,7 @@ func (d *fastDec) twoStrings(a, b string, va, vb *string) bool {
 }
 
 func (d *fastDec) file(f *pb.File) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		var v *string
@@ -343,7 +320,7 @@ func (d *fastDec) file(f *pb.File) bool {
 		default:
 			return d.Skip(6)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -353,7 +330,7 @@ func (d *fastDec) file(f *pb.File) bool {
 }
 
 func (d *fastDec) toolCall(tc *pb.ToolCall) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -366,7 +343,7 @@ func (d *fastDec) toolCall(tc *pb.ToolCall) bool {
 		default:
 			return d.Skip(4)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -384,7 +361,7 @@ func (d *fastDec) toolCall(tc *pb.ToolCall) bool {
 }
 
 func (d *fastDec) tool(t *pb.Tool) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -395,7 +372,7 @@ func (d *fastDec) tool(t *pb.Tool) bool {
 		default:
 			return d.Skip(3)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -409,7 +386,7 @@ func (d *fastDec) tool(t *pb.Tool) bool {
 }
 
 func (d *fastDec) functionDefinition(f *pb.FunctionDefinition) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -424,7 +401,7 @@ func (d *fastDec) functionDefinition(f *pb.FunctionDefinition) bool {
 		default:
 			return d.Skip(4)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -443,7 +420,7 @@ func (d *fastDec) functionDefinition(f *pb.FunctionDefinition) bool {
 }
 
 func (d *fastDec) responseFormat(rf *pb.ResponseFormat) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -454,7 +431,7 @@ func (d *fastDec) responseFormat(rf *pb.ResponseFormat) bool {
 		default:
 			return d.Skip(2)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -468,7 +445,7 @@ func (d *fastDec) responseFormat(rf *pb.ResponseFormat) bool {
 }
 
 func (d *fastDec) jsonSchema(s *pb.JSONSchema) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -483,7 +460,7 @@ func (d *fastDec) jsonSchema(s *pb.JSONSchema) bool {
 		default:
 			return d.Skip(3)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -502,12 +479,12 @@ func (d *fastDec) jsonSchema(s *pb.JSONSchema) bool {
 }
 
 func (d *fastDec) streamOptions(o *pb.StreamOptions) bool {
-	var seen fields
+	var seen jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		if string(key) != "include_usage" {
 			return d.Skip(2)
 		}
-		isNull, ok := d.field(&seen, 1)
+		isNull, ok := d.Member(&seen, 1)
 		if !ok || isNull {
 			return ok
 		}
@@ -524,7 +501,7 @@ func (d *fastDec) toolChoice() (*pb.ToolChoice, bool) {
 		return &pb.ToolChoice{Choice: &pb.ToolChoice_Mode{Mode: s}}, ok
 	}
 	named := new(pb.NamedToolChoice)
-	var seen fields
+	var seen jsonscan.Seen
 	ok := d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -537,7 +514,7 @@ func (d *fastDec) toolChoice() (*pb.ToolChoice, bool) {
 		default:
 			return d.Skip(2)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -546,12 +523,12 @@ func (d *fastDec) toolChoice() (*pb.ToolChoice, bool) {
 			return ok
 		}
 		named.Function = new(pb.FunctionName)
-		var fseen fields
+		var fseen jsonscan.Seen
 		return d.Object(func(key []byte) bool {
 			if string(key) != "name" {
 				return d.Skip(3)
 			}
-			isNull, ok := d.field(&fseen, 1)
+			isNull, ok := d.Member(&fseen, 1)
 			if !ok || isNull {
 				return ok
 			}
@@ -627,7 +604,7 @@ func fastDecodeEmbedding(data []byte, m *pb.CreateEmbeddingRequest) bool {
 	m.Reset()
 	d := &fastDec{}
 	d.Reset(data)
-	var seen fields
+	var seen jsonscan.Seen
 	ok := d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -644,7 +621,7 @@ func fastDecodeEmbedding(data []byte, m *pb.CreateEmbeddingRequest) bool {
 		default:
 			return d.Skip(1)
 		}
-		isNull, ok := d.field(&seen, n)
+		isNull, ok := d.Member(&seen, n)
 		if !ok || isNull {
 			return ok
 		}

@@ -422,3 +422,26 @@ func (d *Scanner) Offset() int { return d.pos }
 
 // Seek moves the read position to off (from Offset).
 func (d *Scanner) Seek(off int) { d.pos = off }
+
+// Seen records which of up to 64 known keys of one object have been met, for decoders that
+// decline an object repeating a key.
+type Seen uint64
+
+// First marks key n (0-63) as met and reports whether it was the first time.
+func (s *Seen) First(n int) bool {
+	bit := Seen(1) << n
+	if *s&bit != 0 {
+		return false
+	}
+	*s |= bit
+	return true
+}
+
+// Member starts the value of known key n of an object: ok is false when the key is repeated;
+// a null value is consumed and reported as isNull.
+func (d *Scanner) Member(seen *Seen, n int) (isNull, ok bool) {
+	if !seen.First(n) {
+		return false, false
+	}
+	return d.Null(), true
+}

@@ -23,26 +23,6 @@ import (
 
 type wireDec struct{ jsonscan.Scanner }
 
-// seen tracks the keys met in one object; a repeat declines.
-type seen uint32
-
-func (s *seen) first(n int) bool {
-	bit := seen(1) << n
-	if *s&bit != 0 {
-		return false
-	}
-	*s |= bit
-	return true
-}
-
-// member starts the value of key number n: false on a repeat; null is consumed and leaves the
-// field as it is (encoding/json sets pointers and slices to nil, which they already are).
-func (d *wireDec) member(s *seen, n int) (isNull, ok bool) {
-	if !s.first(n) {
-		return false, false
-	}
-	return d.Null(), true
-}
 
 func (d *wireDec) optStr() (*string, bool) {
 	v, ok := d.Str()
@@ -58,7 +38,7 @@ func fastChunk(data []byte, w *chunk, prev *chunk) bool {
 	}
 	d := &wireDec{}
 	d.Reset(data)
-	var s seen
+	var s jsonscan.Seen
 	ok := d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -79,7 +59,7 @@ func fastChunk(data []byte, w *chunk, prev *chunk) bool {
 		default:
 			return d.Skip(1)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -108,7 +88,7 @@ func fastChunk(data []byte, w *chunk, prev *chunk) bool {
 }
 
 func (d *wireDec) chunkChoice(c *chunkChoice) bool {
-	var s seen
+	var s jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -121,7 +101,7 @@ func (d *wireDec) chunkChoice(c *chunkChoice) bool {
 		default:
 			return d.Skip(3)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -138,7 +118,7 @@ func (d *wireDec) chunkChoice(c *chunkChoice) bool {
 }
 
 func (d *wireDec) delta(m *delta) bool {
-	var s seen
+	var s jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -157,7 +137,7 @@ func (d *wireDec) delta(m *delta) bool {
 		default:
 			return d.Skip(4)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -187,7 +167,7 @@ func (d *wireDec) delta(m *delta) bool {
 // toolCall decodes a tool call or a tool call delta (index is nil for a tool call; "type" is
 // skipped for a delta).
 func (d *wireDec) toolCall(index *int32, id, name, args *string) bool {
-	var s seen
+	var s jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -203,7 +183,7 @@ func (d *wireDec) toolCall(index *int32, id, name, args *string) bool {
 		default:
 			return d.Skip(5)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -213,7 +193,7 @@ func (d *wireDec) toolCall(index *int32, id, name, args *string) bool {
 		case 2:
 			*id, ok = d.Str()
 		case 3:
-			var fs seen
+			var fs jsonscan.Seen
 			ok = d.Object(func(key []byte) bool {
 				var n int
 				var v *string
@@ -225,7 +205,7 @@ func (d *wireDec) toolCall(index *int32, id, name, args *string) bool {
 				default:
 					return d.Skip(6)
 				}
-				isNull, ok := d.member(&fs, n)
+				isNull, ok := d.Member(&fs, n)
 				if !ok || isNull {
 					return ok
 				}
@@ -238,7 +218,7 @@ func (d *wireDec) toolCall(index *int32, id, name, args *string) bool {
 }
 
 func (d *wireDec) usage(u *usage) bool {
-	var s seen
+	var s jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -255,7 +235,7 @@ func (d *wireDec) usage(u *usage) bool {
 		default:
 			return d.Skip(3)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -291,11 +271,11 @@ var completionDetailKeys = []string{"reasoning_tokens", "audio_tokens", "accepte
 
 // int32s decodes an object of int32 members named keys into vals.
 func (d *wireDec) int32s(keys []string, vals ...*int32) bool {
-	var s seen
+	var s jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		for i, k := range keys {
 			if string(key) == k {
-				isNull, ok := d.member(&s, i)
+				isNull, ok := d.Member(&s, i)
 				if !ok || isNull {
 					return ok
 				}
@@ -311,7 +291,7 @@ func (d *wireDec) int32s(keys []string, vals ...*int32) bool {
 func fastResponse(data []byte, w *chatResponse) bool {
 	d := &wireDec{}
 	d.Reset(data)
-	var s seen
+	var s jsonscan.Seen
 	ok := d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -334,7 +314,7 @@ func fastResponse(data []byte, w *chatResponse) bool {
 		default:
 			return d.Skip(1)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -365,7 +345,7 @@ func fastResponse(data []byte, w *chatResponse) bool {
 }
 
 func (d *wireDec) choice(c *choice) bool {
-	var s seen
+	var s jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -378,7 +358,7 @@ func (d *wireDec) choice(c *choice) bool {
 		default:
 			return d.Skip(3)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -395,7 +375,7 @@ func (d *wireDec) choice(c *choice) bool {
 }
 
 func (d *wireDec) responseMessage(m *responseMessage) bool {
-	var s seen
+	var s jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -412,7 +392,7 @@ func (d *wireDec) responseMessage(m *responseMessage) bool {
 		default:
 			return d.Skip(4)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -439,7 +419,7 @@ func (d *wireDec) responseMessage(m *responseMessage) bool {
 
 // toolCallWithType decodes a complete tool call (with its "type").
 func (d *wireDec) toolCallWithType(tc *toolCall) bool {
-	var s seen
+	var s jsonscan.Seen
 	return d.Object(func(key []byte) bool {
 		var n int
 		switch string(key) {
@@ -452,7 +432,7 @@ func (d *wireDec) toolCallWithType(tc *toolCall) bool {
 		default:
 			return d.Skip(5)
 		}
-		isNull, ok := d.member(&s, n)
+		isNull, ok := d.Member(&s, n)
 		if !ok || isNull {
 			return ok
 		}
@@ -462,7 +442,7 @@ func (d *wireDec) toolCallWithType(tc *toolCall) bool {
 		case 2:
 			tc.Type, ok = d.Str()
 		case 3:
-			var fs seen
+			var fs jsonscan.Seen
 			ok = d.Object(func(key []byte) bool {
 				var n int
 				var v *string
@@ -474,7 +454,7 @@ func (d *wireDec) toolCallWithType(tc *toolCall) bool {
 				default:
 					return d.Skip(6)
 				}
-				isNull, ok := d.member(&fs, n)
+				isNull, ok := d.Member(&fs, n)
 				if !ok || isNull {
 					return ok
 				}
