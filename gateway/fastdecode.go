@@ -25,7 +25,6 @@ import (
 // fastDec is the decoder's state: a strict scanner of the body.
 type fastDec struct{ jsonscan.Scanner }
 
-
 // fastDecodeChat decodes a chat completion request body into m (reset first). false means the
 // general path must decide; m is then in an unspecified state.
 func fastDecodeChat(data []byte, m *pb.CreateChatCompletionRequest) bool {

@@ -23,7 +23,6 @@ import (
 
 type wireDec struct{ jsonscan.Scanner }
 
-
 func (d *wireDec) optStr() (*string, bool) {
 	v, ok := d.Str()
 	return &v, ok
