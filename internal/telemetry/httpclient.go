@@ -236,18 +236,7 @@ func clientMetricAttrs(k clientKey) []attribute.KeyValue {
 		semconv.ServerAddress(k.host),
 		semconv.URLScheme(k.scheme),
 	}
-	if k.port > 0 {
-		a = append(a, semconv.ServerPort(k.port))
-	}
-	if k.protoName != "" {
-		a = append(a, semconv.NetworkProtocolName(k.protoName))
-	}
-	if k.protoVersion != "" {
-		a = append(a, semconv.NetworkProtocolVersion(k.protoVersion))
-	}
-	if k.status > 0 {
-		a = append(a, semconv.HTTPResponseStatusCode(k.status))
-	}
+	a = appendOptionalAttrs(a, k.port, k.protoName, k.protoVersion, k.status)
 	if k.errType != "" {
 		a = append(a, semconv.ErrorTypeKey.String(k.errType))
 	}
@@ -304,4 +293,22 @@ func (b spanBodyWriter) Write(p []byte) (int, error) {
 		b.span.SetStatus(codes.Error, err.Error())
 	}
 	return n, err
+}
+
+// appendOptionalAttrs appends the metric attributes both sides set only when known: the server
+// port, the network protocol's name and version, and the response status.
+func appendOptionalAttrs(a []attribute.KeyValue, port int, protoName, protoVersion string, status int) []attribute.KeyValue {
+	if port > 0 {
+		a = append(a, semconv.ServerPort(port))
+	}
+	if protoName != "" {
+		a = append(a, semconv.NetworkProtocolName(protoName))
+	}
+	if protoVersion != "" {
+		a = append(a, semconv.NetworkProtocolVersion(protoVersion))
+	}
+	if status > 0 {
+		a = append(a, semconv.HTTPResponseStatusCode(status))
+	}
+	return a
 }

@@ -207,18 +207,7 @@ func serverMetricAttrs(k serverKey) []attribute.KeyValue {
 		semconv.URLScheme(scheme),
 		semconv.ServerAddress(k.host),
 	}
-	if k.port > 0 {
-		a = append(a, semconv.ServerPort(k.port))
-	}
-	if k.protoName != "" {
-		a = append(a, semconv.NetworkProtocolName(k.protoName))
-	}
-	if k.protoVersion != "" {
-		a = append(a, semconv.NetworkProtocolVersion(k.protoVersion))
-	}
-	if k.status > 0 {
-		a = append(a, semconv.HTTPResponseStatusCode(k.status))
-	}
+	a = appendOptionalAttrs(a, k.port, k.protoName, k.protoVersion, k.status)
 	if k.route != "" {
 		a = append(a, semconv.HTTPRoute(k.route))
 	}
