@@ -10,8 +10,8 @@
 //     tool calls) become reasoning_content; an assistant message's reasoning goes back as
 //     tool_plan when the message made tool calls.
 //   - finish_reason COMPLETE and STOP_SEQUENCE are stop, MAX_TOKENS length, TOOL_CALL
-//     tool_calls; ERROR and TIMEOUT are errors (upstream, timeout), as is a message-end event
-//     that carries an error.
+//     tool_calls; ERROR and TIMEOUT are upstream errors, as is a message-end event that carries
+//     an error.
 //   - Usage is usage.tokens (what the model saw), else usage.billed_units.
 //   - Citations (answers grounded in tool results) are not carried: the canonical answer has no
 //     annotations. The answer's text is unchanged.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -159,12 +160,17 @@ func TestRequestShape(t *testing.T) {
 	}
 }
 
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 func TestResponseToolPlanAndCitations(t *testing.T) {
-	answer := `{"id":"r2","finish_reason":"TOOL_CALL","message":{"role":"assistant","tool_plan":"I will check the weather.",
-		"tool_calls":[{"id":"get_weather_x1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}}],
-		"citations":[{"start":0,"end":4,"text":"Oslo","sources":[{"type":"tool","id":"t1"}]}]},
-		"usage":{"billed_units":{"input_tokens":5,"output_tokens":7}}}`
-	up := newCapture(t, 200, "application/json", answer)
+	up := newCapture(t, 200, "application/json", fixture(t, "response_tool_call.json"))
 	p := up.provider(t, provider.Config{})
 	resp, err := p.Chat(context.Background(), &llm.ChatRequest{Model: "command-r", Messages: []llm.Message{llm.TextMessage(llm.RoleUser, "Oslo?")}})
 	if err != nil {
@@ -184,7 +190,7 @@ func TestResponseToolPlanAndCitations(t *testing.T) {
 }
 
 func TestChatFinishError(t *testing.T) {
-	for reason, kind := range map[string]llm.Kind{"ERROR": llm.KindUpstream, "TIMEOUT": llm.KindTimeout} {
+	for reason, kind := range map[string]llm.Kind{"ERROR": llm.KindUpstream, "TIMEOUT": llm.KindUpstream} {
 		up := newCapture(t, 200, "application/json", `{"id":"r","finish_reason":"`+reason+`","message":{"role":"assistant","content":[]}}`)
 		_, err := up.provider(t, provider.Config{}).Chat(context.Background(), &llm.ChatRequest{Model: "m", Messages: []llm.Message{llm.TextMessage(llm.RoleUser, "x")}})
 		providertest.WantError(t, err, kind, "co")
@@ -194,55 +200,11 @@ func TestChatFinishError(t *testing.T) {
 	providertest.WantError(t, err, llm.KindUpstream, "co")
 }
 
-// streamFixture is a Chat v2 stream as Cohere sends it: thinking, a tool plan, two tool calls
-// whose arguments arrive in pieces (the indexes count content blocks too), a citation and
-// debug event to ignore, and message-end with usage.
-const streamFixture = `event: message-start
-data: {"id":"s1","type":"message-start","delta":{"message":{"role":"assistant","content":[],"tool_plan":"","tool_calls":[],"citations":[]}}}
-
-event: content-start
-data: {"type":"content-start","index":0,"delta":{"message":{"content":{"type":"thinking","thinking":""}}}}
-
-event: content-delta
-data: {"type":"content-delta","index":0,"delta":{"message":{"content":{"thinking":"Two cities."}}}}
-
-event: content-end
-data: {"type":"content-end","index":0}
-
-event: tool-plan-delta
-data: {"type":"tool-plan-delta","delta":{"message":{"tool_plan":" I will check both."}}}
-
-event: tool-call-start
-data: {"type":"tool-call-start","index":1,"delta":{"message":{"tool_calls":{"id":"w_1","type":"function","function":{"name":"get_weather","arguments":""}}}}}
-
-event: tool-call-delta
-data: {"type":"tool-call-delta","index":1,"delta":{"message":{"tool_calls":{"function":{"arguments":"{\"city\":"}}}}}
-
-event: tool-call-delta
-data: {"type":"tool-call-delta","index":1,"delta":{"message":{"tool_calls":{"function":{"arguments":"\"Paris\"}"}}}}}
-
-event: tool-call-end
-data: {"type":"tool-call-end","index":1}
-
-event: tool-call-start
-data: {"type":"tool-call-start","index":2,"delta":{"message":{"tool_calls":{"id":"w_2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Tokyo\"}"}}}}}
-
-event: tool-call-end
-data: {"type":"tool-call-end","index":2}
-
-event: citation-start
-data: {"type":"citation-start","index":0,"delta":{"message":{"citations":{"start":0,"end":5,"text":"Paris","sources":[]}}}}
-
-event: debug
-data: {"type":"debug","prompt":"..."}
-
-event: message-end
-data: {"type":"message-end","delta":{"finish_reason":"TOOL_CALL","usage":{"billed_units":{"input_tokens":10,"output_tokens":20},"tokens":{"input_tokens":12,"output_tokens":20},"cached_tokens":4}}}
-
-`
-
+// TestStreamFixture reads a Chat v2 stream as Cohere sends it: thinking, a tool plan, two tool
+// calls whose arguments arrive in pieces (the indexes count content blocks too), a citation
+// and a debug event to ignore, and message-end with usage.
 func TestStreamFixture(t *testing.T) {
-	up := newCapture(t, 200, "text/event-stream", streamFixture)
+	up := newCapture(t, 200, "text/event-stream", fixture(t, "stream_tool_calls.sse"))
 	p := up.provider(t, provider.Config{})
 	st, err := p.ChatStream(context.Background(), &llm.ChatRequest{Model: "command-a", Messages: []llm.Message{llm.TextMessage(llm.RoleUser, "Paris and Tokyo?")}})
 	if err != nil {
@@ -284,7 +246,7 @@ func TestStreamEnds(t *testing.T) {
 		{"[DONE] after message-end", start + "data: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\"}}\n\ndata: [DONE]\n\n", 0, true, "Hi"},
 		{"[DONE] without message-end", start + "data: [DONE]\n\n", llm.KindUpstream, false, "Hi"},
 		{"truncated", start, llm.KindUpstream, false, "Hi"},
-		{"finish TIMEOUT", start + "data: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"TIMEOUT\"}}\n\n", llm.KindTimeout, false, "Hi"},
+		{"finish TIMEOUT", start + "data: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"TIMEOUT\"}}\n\n", llm.KindUpstream, false, "Hi"},
 		{"bare error object", start + "data: {\"message\":\"internal server error\"}\n\n", llm.KindUpstream, false, "Hi"},
 		{"invalid JSON", start + "data: {not json\n\n", llm.KindUpstream, false, "Hi"},
 		{"delta before start", "data: {\"type\":\"tool-call-delta\",\"index\":3,\"delta\":{\"message\":{\"tool_calls\":{\"function\":{\"arguments\":\"x\"}}}}}\n\n", llm.KindUpstream, false, ""},

@@ -74,10 +74,11 @@ func streamError(providerName, reason, msg string) *llm.Error {
 		msg = "finish_reason " + reason
 	}
 	e := &llm.Error{Provider: providerName, UpstreamStatus: http.StatusOK, UpstreamMessage: wireutil.Truncate(msg, wireutil.MaxUpstreamMessage)}
+	// Both are service errors of the upstream, retried. TIMEOUT is Cohere's own generation
+	// timeout, not our deadline: KindTimeout is kept for the gateway's deadlines and 504s.
+	e.Kind, e.Message = llm.KindUpstream, "the upstream provider failed while answering"
 	if reason == "TIMEOUT" {
-		e.Kind, e.Message = llm.KindTimeout, "the upstream provider timed out"
-	} else {
-		e.Kind, e.Message = llm.KindUpstream, "the upstream provider failed while answering"
+		e.Message = "the upstream provider timed out while answering"
 	}
 	return e
 }
