@@ -1,6 +1,7 @@
 package cohere
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
@@ -158,8 +159,8 @@ func encodeTools(ctx context.Context, req *llm.ChatRequest, w *chatRequest) erro
 		}
 	}
 	for _, t := range tools {
-		params := json.RawMessage(t.Parameters)
-		if len(params) == 0 {
+		params := json.RawMessage(bytes.TrimSpace(t.Parameters))
+		if len(params) == 0 || string(params) == "null" {
 			params = json.RawMessage(`{"type":"object","properties":{}}`) // required upstream
 		}
 		w.Tools = append(w.Tools, tool{Type: "function", Function: functionDef{Name: t.Name, Description: t.Description, Parameters: params}})

@@ -140,6 +140,7 @@ func TestParamRules(t *testing.T) {
 		"tools": {
 			{req: llm.ChatRequest{Tools: tools}, want: map[string]any{"tools.0.type": "function", "tools.0.function.name": "get_weather", "tools.0.function.parameters.required": []any{"city"},
 				"tools.1.function.parameters.type": "object", "strict_tools": nil}},
+			{name: "null parameters", req: llm.ChatRequest{Tools: []llm.Tool{{Name: "f", Parameters: []byte(" null")}}}, want: map[string]any{"tools.0.function.parameters.type": "object"}},
 			{name: "strict", req: llm.ChatRequest{Tools: []llm.Tool{{Name: "f", Parameters: schema, Strict: llm.Ptr(true)}}}, want: map[string]any{"strict_tools": true}},
 		},
 		"tool_choice": {
