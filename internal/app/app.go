@@ -32,6 +32,7 @@ import (
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
 	"github.com/switchyard/switchyard/internal/provider/azure"
+	"github.com/switchyard/switchyard/internal/provider/cohere"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
 	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
 	"github.com/switchyard/switchyard/internal/provider/kserve"
@@ -56,6 +57,7 @@ func newRegistry() *provider.Registry {
 	reg.Register("azure", azure.New)         // Azure OpenAI deployments
 	reg.Register("anthropic", anthropic.New) // Anthropic Messages API
 	reg.Register("gemini", gemini.New)       // Google Gemini (Generative Language API)
+	reg.Register("cohere", cohere.New)       // Cohere v2: chat, embed, rerank
 	reg.Register("ollama", ollama.New)       // Ollama's native /api/chat and /api/embed
 	reg.Register("grpc", grpcupstream.New)   // any server implementing switchyard.v1 (another Switchyard, in-house models)
 	reg.Register("kserve", kserve.New)       // KServe v2 / Triton inference protocol (TensorRT-LLM)
@@ -66,7 +68,7 @@ func newRegistry() *provider.Registry {
 // batchingTypes are the provider types whose adapters serve embeddings with many inputs in one
 // upstream call, so that a provider's `batching` block may merge requests (anthropic has no
 // embeddings). TestBatchingTypes checks the list against the adapters.
-var batchingTypes = []string{"openai", "azure", "gemini", "ollama", "grpc", "kserve", "mock"}
+var batchingTypes = []string{"openai", "azure", "gemini", "cohere", "ollama", "grpc", "kserve", "mock"}
 
 // buildRouter builds every configured provider and a router over them and the routes, aliases
 // and prices, with fresh live state (breakers, latency figures). Start and reloads (reload.go)

@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/internal/app"
 	"github.com/switchyard/switchyard/internal/provider/anthropic/anthropictest"
 	"github.com/switchyard/switchyard/internal/provider/azure/azuretest"
+	"github.com/switchyard/switchyard/internal/provider/cohere/coheretest"
 	"github.com/switchyard/switchyard/internal/provider/gemini/geminitest"
 	"github.com/switchyard/switchyard/internal/provider/kserve/kservetest"
 	"github.com/switchyard/switchyard/internal/provider/ollama/ollamatest"
@@ -53,6 +54,8 @@ func nativeCases() []nativeCase {
 			provider: httpNative("anthropic", &anthropictest.Wire{}, "", "")},
 		{name: "gemini", chat: "gemini-2.5-flash", embed: "gemini-embedding-001",
 			provider: httpNative("gemini", geminitest.NewWire(), "/v1beta", "")},
+		{name: "cohere", chat: "command-a-03-2025", embed: "embed-v4.0",
+			provider: httpNative("cohere", coheretest.NewWire(), "", "")},
 		{name: "ollama", chat: "llama3.2", embed: "nomic-embed-text",
 			provider: httpNative("ollama", &ollamatest.Wire{}, "", ", options: {num_ctx: '8192'}")},
 		{name: "kserve", chat: "ensemble", embed: "bge", noTools: true, noReasoning: true,
