@@ -1,11 +1,13 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	pb "github.com/switchyard/switchyard/gen/go/switchyard/v1"
@@ -116,4 +118,38 @@ func TestRerankBadRequests(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzDecodeRerank feeds arbitrary bodies to the rerank decoder: a body decodes or fails with a
+// client-safe KindInvalidArgument error recorded on the body, never panics and never changes the
+// body; a decoded request has valid UTF-8 strings (it marshals) and decodes the same again.
+func FuzzDecodeRerank(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","query":"q","documents":["a",{"text":"b"},{"title":"T","n":1,"x":null}],"top_n":2,"return_documents":true}`,
+		`{"model":"m","query":"q","documents":[{"structured":{"fields":[{"key":"k","value":"v"}]}}],"top_n":null}`,
+		`{"model":"m","query":"caf\u00e9","documents":["\ud800"]}`, `{"documents":[[1]]}`, `{"top_n":1e99}`, `{"model":"a","model":"b"}`,
+		`{"model": `, `[1]`, `{"documents":[{"text":1}]}`, `{"documents":[{"structured":{"fields":[1]}}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	c := newCodec()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var m pb.RerankRequest
+		rb := &requestBody{data: bytes.Clone(body)}
+		err := c.NewDecoder(rb).Decode(&m)
+		if !bytes.Equal(rb.data, body) {
+			t.Fatalf("the decoder changed the request body")
+		}
+		if err != nil {
+			checkDecodeError(t, body, err, rb)
+			return
+		}
+		if _, err := proto.Marshal(&m); err != nil {
+			t.Fatalf("decoded request does not marshal: %v", err)
+		}
+		var again pb.RerankRequest
+		if err := c.Unmarshal(body, &again); err != nil || !proto.Equal(&m, &again) {
+			t.Fatalf("second decode differs: %v", err)
+		}
+	})
 }
