@@ -103,13 +103,13 @@ func (r *reranker) RerankModels() []string { return slices.Clone(r.models) }
 
 // jinaRerankRequest is the Jina/vLLM request. Documents go as text (structured ones as
 // "key: value" lines); the gateway returns documents from the request itself, so the upstream
-// is not asked for them.
+// is not asked for them. user and max_chunks_per_doc are not sent: these servers have no such
+// fields, and some refuse unknown ones.
 type jinaRerankRequest struct {
 	Model     string   `json:"model,omitempty"`
 	Query     string   `json:"query"`
 	Documents []string `json:"documents"`
 	TopN      int32    `json:"top_n,omitempty"`
-	User      string   `json:"user,omitempty"`
 }
 
 type jinaRerankResponse struct {
@@ -141,7 +141,7 @@ func (r *reranker) Rerank(ctx context.Context, req *llm.RerankRequest) (*llm.Rer
 	for i := range req.Documents {
 		texts[i] = req.Documents[i].AsText()
 	}
-	var body any = &jinaRerankRequest{Model: req.Model, Query: req.Query, Documents: texts, TopN: req.TopN, User: req.User}
+	var body any = &jinaRerankRequest{Model: req.Model, Query: req.Query, Documents: texts, TopN: req.TopN}
 	if r.format == RerankFormatTEI {
 		body = &teiRerankRequest{Query: req.Query, Texts: texts}
 	}

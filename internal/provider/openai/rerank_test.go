@@ -32,7 +32,7 @@ func rerankUpstream(t *testing.T, status int, answer string) (*httptest.Server, 
 }
 
 func rerankReq() *llm.RerankRequest {
-	return &llm.RerankRequest{Model: "bge-reranker", Query: "q", TopN: 1, ReturnDocuments: true, Documents: []llm.RerankDocument{
+	return &llm.RerankRequest{Model: "bge-reranker", Query: "q", TopN: 1, ReturnDocuments: true, User: "u", MaxChunksPerDoc: 3, Documents: []llm.RerankDocument{
 		{Text: "a"}, {Fields: map[string]string{"title": "T", "body": "B"}, Keys: []string{"title", "body"}},
 	}}
 }
