@@ -22,7 +22,7 @@ import (
 
 // codec is the gateway's runtime.Marshaler. It decodes OpenAI request JSON (chat and embeddings
 // bodies straight into their protos by the fast decoder, anything it declines by normalizing the
-// polymorphic fields and protojson) and encodes responses in OpenAI's exact shapes. For streams it frames
+// polymorphic fields and protojson; rerank bodies by decodeRerank) and encodes responses in OpenAI's exact shapes. For streams it frames
 // each chunk as an SSE "data: …" event; the gateway adds the "\n\n" delimiter and flushes.
 type codec struct {
 	marshal   protojson.MarshalOptions
@@ -60,6 +60,8 @@ func (c *codec) Marshal(v any) ([]byte, error) {
 		return encodeWith("", func(b []byte) []byte { return appendChatCompletion(b, t) }), nil
 	case *pb.CreateEmbeddingResponse:
 		return encodeWith("", func(b []byte) []byte { return appendEmbeddings(b, t) }), nil
+	case *pb.RerankResponse:
+		return encodeWith("", func(b []byte) []byte { return appendRerank(b, t) }), nil
 	case *pb.ListModelsResponse:
 		return encodeWith("", func(b []byte) []byte { return appendModelList(b, t) }), nil
 	case *pb.Model:
@@ -175,6 +177,9 @@ func (c *codec) decodeGeneral(data []byte, msg proto.Message) *llm.Error {
 			return llm.Errorf(llm.KindInvalidArgument, "the request body must be a JSON object")
 		}
 		return llm.Errorf(llm.KindInvalidArgument, "the request body is not valid JSON")
+	}
+	if m, ok := msg.(*pb.RerankRequest); ok {
+		return decodeRerank(data, m)
 	}
 	bp := getBuf()
 	defer putBuf(bp)

@@ -379,7 +379,8 @@ func appendEmbeddings(b []byte, r *pb.CreateEmbeddingResponse) []byte {
 	return append(b, `}}`...)
 }
 
-// appendModel appends m as an OpenAI model object; target (Switchyard's alias target) only when set.
+// appendModel appends m as an OpenAI model object; target (Switchyard's alias target) and type
+// ("rerank") only when set.
 func appendModel(b []byte, m *pb.Model) []byte {
 	b = append(b, `{"id":`...)
 	b = appendString(b, m.GetId())
@@ -391,6 +392,10 @@ func appendModel(b []byte, m *pb.Model) []byte {
 	b = appendString(b, m.GetOwnedBy())
 	if t := m.GetTarget(); t != "" {
 		b = append(b, `,"target":`...)
+		b = appendString(b, t)
+	}
+	if t := m.GetType(); t != "" {
+		b = append(b, `,"type":`...)
 		b = appendString(b, t)
 	}
 	return append(b, '}')

@@ -216,6 +216,43 @@ func (f *fakeEmbed) CreateEmbedding(ctx context.Context, req *pb.CreateEmbedding
 	return resp, nil
 }
 
+// fakeRerank ranks the documents in reverse order, scores 1/(1+position); modelLimited and
+// modelNotFound fail as modelError says.
+type fakeRerank struct {
+	pb.UnimplementedRerankServiceServer
+	mu   sync.Mutex
+	last *pb.RerankRequest
+}
+
+func (f *fakeRerank) lastRequest() *pb.RerankRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+func (f *fakeRerank) Rerank(_ context.Context, req *pb.RerankRequest) (*pb.RerankResponse, error) {
+	f.mu.Lock()
+	f.last = req
+	f.mu.Unlock()
+	if err := modelError(req.GetModel()); err != nil {
+		return nil, err
+	}
+	resp := &pb.RerankResponse{Id: "rerank-1", Model: req.GetModel(), Usage: &pb.RerankUsage{TotalTokens: 12}}
+	n := len(req.GetDocuments())
+	for pos := range n {
+		i := n - 1 - pos
+		r := &pb.RerankResult{Index: int32(i), RelevanceScore: 1 / float64(1+pos)}
+		if req.GetReturnDocuments() {
+			r.Document = req.GetDocuments()[i]
+		}
+		resp.Results = append(resp.Results, r)
+	}
+	if req.GetModel() == "mock/cohere" {
+		resp.Usage.SearchUnits = 1
+	}
+	return resp, nil
+}
+
 type fakeModels struct {
 	pb.UnimplementedModelServiceServer
 }
@@ -223,6 +260,7 @@ type fakeModels struct {
 var testModels = []*pb.Model{
 	{Id: "mock/echo", Object: "model", Created: 1700000000, OwnedBy: "mock"},
 	{Id: "gw-chat", Object: "model", Created: 1700000000, OwnedBy: "switchyard", Target: "mock/echo"},
+	{Id: "mock/rerank", Object: "model", Created: 1700000000, OwnedBy: "mock", Type: "rerank"},
 }
 
 func (fakeModels) ListModels(context.Context, *pb.ListModelsRequest) (*pb.ListModelsResponse, error) {
@@ -239,9 +277,10 @@ func (fakeModels) GetModel(_ context.Context, req *pb.GetModelRequest) (*pb.GetM
 }
 
 type harness struct {
-	url   string
-	chat  *fakeChat
-	embed *fakeEmbed
+	url    string
+	chat   *fakeChat
+	embed  *fakeEmbed
+	rerank *fakeRerank
 }
 
 const maxMsg = 64 << 20
@@ -255,12 +294,14 @@ func newHarness(tb testing.TB, opts Options) *harness {
 		tb.Fatal(err)
 	}
 	h := &harness{
-		chat:  &fakeChat{gate: make(chan struct{}), canceled: make(chan struct{})},
-		embed: &fakeEmbed{},
+		chat:   &fakeChat{gate: make(chan struct{}), canceled: make(chan struct{})},
+		embed:  &fakeEmbed{},
+		rerank: &fakeRerank{},
 	}
 	gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxMsg), grpc.MaxSendMsgSize(maxMsg))
 	pb.RegisterChatServiceServer(gs, h.chat)
 	pb.RegisterEmbeddingServiceServer(gs, h.embed)
+	pb.RegisterRerankServiceServer(gs, h.rerank)
 	pb.RegisterModelServiceServer(gs, fakeModels{})
 	go func() { _ = gs.Serve(lis) }()
 	tb.Cleanup(gs.Stop)

@@ -1,5 +1,5 @@
 // Package gateway is Switchyard's REST edge: the OpenAI-compatible API (chat completions with and
-// without streaming, embeddings, models) served by grpc-gateway over a gRPC client connection to
+// without streaming, embeddings, rerank, models) served by grpc-gateway over a gRPC client connection to
 // the process's own gRPC server, so REST calls pass the same interceptor chain as gRPC calls.
 //
 // Besides the generated handlers it owns the OpenAI wire details: a codec that normalizes
@@ -69,7 +69,7 @@ type gateway struct {
 // size limits and carries the trace itself.
 //
 // Served routes, each also without the /v1 prefix: POST /v1/chat/completions (JSON, or server-sent
-// events when the body has "stream": true), POST /v1/embeddings, GET /v1/models and
+// events when the body has "stream": true), POST /v1/embeddings, POST /v1/rerank, GET /v1/models and
 // GET /v1/models/{id} (ids may contain '/'); AdminService under /admin/v1/ (docs/routing.md);
 // SessionService under /v1/sessions (docs/sessions.md).
 //
@@ -101,6 +101,9 @@ func New(ctx context.Context, conn grpc.ClientConnInterface, opts Options) (http
 	}
 	if err := pb.RegisterEmbeddingServiceHandlerClient(ctx, mux, pb.NewEmbeddingServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("gateway.New: register embedding service: %w", err)
+	}
+	if err := pb.RegisterRerankServiceHandlerClient(ctx, mux, pb.NewRerankServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("gateway.New: register rerank service: %w", err)
 	}
 	if err := pb.RegisterModelServiceHandlerClient(ctx, mux, pb.NewModelServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("gateway.New: register model service: %w", err)

@@ -645,11 +645,14 @@ func TestModels(t *testing.T) {
 		resp, body := do(t, "GET", h.url+prefix+"/models", "")
 		wantStatus(t, resp, body, http.StatusOK)
 		m := object(t, body)
-		if m["object"] != "list" || len(m["data"].([]any)) != 2 || at(t, m, "data", 0, "created") != json.Number("1700000000") {
+		if m["object"] != "list" || len(m["data"].([]any)) != 3 || at(t, m, "data", 0, "created") != json.Number("1700000000") {
 			t.Errorf("list = %s", body)
 		}
 		if at(t, m, "data", 1, "target") != "mock/echo" || hasKey(at(t, m, "data", 0), "target") {
 			t.Errorf("target only on aliases: %s", body)
+		}
+		if at(t, m, "data", 2, "type") != "rerank" || hasKey(at(t, m, "data", 0), "type") || hasKey(at(t, m, "data", 1), "type") {
+			t.Errorf("type only on rerank models: %s", body)
 		}
 		for _, id := range []string{"mock/echo", "mock%2Fecho"} {
 			resp, body = do(t, "GET", h.url+prefix+"/models/"+id, "")
@@ -680,6 +683,8 @@ func TestRoutingErrors(t *testing.T) {
 		{"GET", "/v1/chat/completions", http.StatusMethodNotAllowed, "POST"},
 		{"GET", "/chat/completions", http.StatusMethodNotAllowed, "POST"},
 		{"PUT", "/v1/embeddings", http.StatusMethodNotAllowed, "POST"},
+		{"GET", "/v1/rerank", http.StatusMethodNotAllowed, "POST"},
+		{"GET", "/rerank", http.StatusMethodNotAllowed, "POST"},
 		{"POST", "/v1/models", http.StatusMethodNotAllowed, "GET"},
 		{"DELETE", "/v1/models/mock/echo", http.StatusMethodNotAllowed, "GET"},
 	}

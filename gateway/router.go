@@ -18,6 +18,7 @@ const (
 	routeChat       = "/v1/chat/completions"
 	routeChatStream = "/v1/chat/completions:stream"
 	routeEmbeddings = "/v1/embeddings"
+	routeRerank     = "/v1/rerank"
 	routeModels     = "/v1/models"
 	routeModel      = "/v1/models/{id}" // ids contain '/', e.g. "mock/echo"
 )
@@ -141,7 +142,7 @@ func versioned(path string) string {
 	switch {
 	case strings.HasPrefix(path, "/v1/"):
 		return path
-	case path == "/chat/completions", path == "/embeddings", path == "/models", strings.HasPrefix(path, "/models/"):
+	case path == "/chat/completions", path == "/embeddings", path == "/rerank", path == "/models", strings.HasPrefix(path, "/models/"):
 		return "/v1" + path
 	}
 	return path
@@ -154,6 +155,8 @@ func routeOf(path string) string {
 		return routeChat
 	case path == routeEmbeddings:
 		return routeEmbeddings
+	case path == routeRerank:
+		return routeRerank
 	case path == routeModels:
 		return routeModels
 	case strings.HasPrefix(path, routeModels+"/") && len(path) > len(routeModels)+1:
@@ -165,7 +168,7 @@ func routeOf(path string) string {
 // allowedMethod returns the method the route serving path (with /v1) accepts.
 func allowedMethod(path string) string {
 	switch routeOf(path) {
-	case routeChat, routeEmbeddings:
+	case routeChat, routeEmbeddings, routeRerank:
 		return http.MethodPost
 	case routeModels, routeModel:
 		return http.MethodGet

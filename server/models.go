@@ -40,5 +40,5 @@ func (s *modelService) GetModel(_ context.Context, in *pb.GetModelRequest) (*pb.
 }
 
 func model(m router.ModelInfo) *pb.Model {
-	return &pb.Model{Id: m.ID, Object: "model", Created: startTime, OwnedBy: m.OwnedBy, Target: m.Target}
+	return &pb.Model{Id: m.ID, Object: "model", Created: startTime, OwnedBy: m.OwnedBy, Target: m.Target, Type: m.Type}
 }

@@ -1,7 +1,7 @@
 // Package server implements Switchyard's gRPC services (ChatService, EmbeddingService,
-// ModelService, SessionService). It is thin on purpose: it maps proto messages to the canonical
-// types of internal/llm, resolves the model through the router and calls the provider; chat with
-// a session and SessionService go through a session.Manager. Validation, authentication and error
+// RerankService, ModelService, SessionService). It is thin on purpose: it maps proto messages to
+// the canonical types of internal/llm, resolves the model through the router and calls the
+// provider; chat with a session and SessionService go through a session.Manager. Validation, authentication and error
 // mapping happen in the interceptor chain (server/interceptor), so handlers return *llm.Error
 // values and trust that requests are well-formed.
 package server
@@ -33,9 +33,9 @@ type options struct {
 // a session fail with INVALID_ARGUMENT.
 func WithSessions(m *session.Manager) Option { return func(o *options) { o.sessions = m } }
 
-// Register registers ChatService, EmbeddingService and ModelService on s, and SessionService when
-// WithSessions is given. routes returns the current router (it may change between calls when
-// config is reloaded; call it once per request). routes must never return nil.
+// Register registers ChatService, EmbeddingService, RerankService and ModelService on s, and
+// SessionService when WithSessions is given. routes returns the current router (it may change
+// between calls when config is reloaded; call it once per request). routes must never return nil.
 func Register(s grpc.ServiceRegistrar, routes func() *router.Router, opts ...Option) {
 	var o options
 	for _, opt := range opts {
@@ -43,6 +43,7 @@ func Register(s grpc.ServiceRegistrar, routes func() *router.Router, opts ...Opt
 	}
 	pb.RegisterChatServiceServer(s, &chatService{routes: routes, sessions: o.sessions})
 	pb.RegisterEmbeddingServiceServer(s, &embeddingService{routes: routes})
+	pb.RegisterRerankServiceServer(s, &rerankService{routes: routes})
 	pb.RegisterModelServiceServer(s, &modelService{routes: routes})
 	if o.sessions != nil {
 		pb.RegisterSessionServiceServer(s, &sessionService{m: o.sessions})

@@ -127,7 +127,8 @@ type ServerConfig struct {
 	CompressStreams bool `yaml:"compress_streams"`
 
 	// RequestLimits bound the shape of a request within MaxBodyBytes: messages, tools, content
-	// parts, stop sequences, embedding inputs, tool-call argument bytes and JSON schema depth.
+	// parts, stop sequences, embedding inputs, rerank documents, tool-call argument bytes and JSON
+	// schema depth.
 	// A zero field means its default (filled in by ParseConfig), a negative one turns that
 	// limit off (docs/limits.md).
 	RequestLimits interceptor.RequestLimits `yaml:"request_limits"`

@@ -64,7 +64,7 @@ func grpcServerOptions(cfg ServerConfig, d *deps, c chains) []grpc.ServerOption 
 	}
 }
 
-// registerServices registers the gateway's services on reg: the API (chat, embeddings, models,
+// registerServices registers the gateway's services on reg: the API (chat, embeddings, rerank, models,
 // sessions), AdminService, and KeyService and AuditService when they are on. Start registers them
 // on the gRPC server and, with the inproc gateway transport, on the in-process channel, so both
 // serve the same set. Health and reflection are the gRPC server's alone.

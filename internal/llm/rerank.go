@@ -11,6 +11,12 @@ type Reranker interface {
 	Rerank(ctx context.Context, req *RerankRequest) (*RerankResponse, error)
 }
 
+// RerankModelLister is implemented by providers that know which of their models are rerank
+// models, so that model listings can say so ("type": "rerank" in /v1/models).
+type RerankModelLister interface {
+	RerankModels() []string
+}
+
 // RerankRequest asks for documents ordered by relevance to a query.
 type RerankRequest struct {
 	Model     string

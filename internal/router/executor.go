@@ -101,6 +101,42 @@ func (p *Plan) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.Embed
 	return resp, x.res, nil
 }
 
+// Rerank ranks req's documents through the plan, with the same retries, fallbacks and breakers
+// as Embed. Only candidates whose provider implements llm.Reranker are tried; with none, the
+// answer is KindInvalidArgument.
+func (p *Plan) Rerank(ctx context.Context, req *llm.RerankRequest) (*llm.RerankResponse, Result, error) {
+	name := p.Route
+	kept := p.Candidates[:0:0]
+	for _, c := range p.Candidates {
+		if name == "" {
+			name = c.Target.Name()
+		}
+		if _, ok := c.Target.Provider.(llm.Reranker); ok {
+			kept = append(kept, c)
+		}
+	}
+	if len(kept) == 0 {
+		return nil, Result{Decision: p.Decision()}, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model",
+			Message: "model " + name + " does not support rerank"}
+	}
+	p.Candidates = kept
+	p.enter()
+	defer p.leave()
+	var resp *llm.RerankResponse
+	x, err := p.execute(ctx, func(ctx context.Context, t Target) error {
+		r := *req
+		r.Model = t.Model
+		var err error
+		resp, err = t.Provider.(llm.Reranker).Rerank(ctx, &r)
+		return err
+	}, nil)
+	if err != nil {
+		return nil, x.res, err
+	}
+	x.finish(nil)
+	return resp, x.res, nil
+}
+
 // ChatStream starts a streamed answer through the plan. An attempt is ChatStream plus the first
 // Recv: failures up to there are retried and fallen back like blocking calls; once a first chunk
 // (or a clean end) has arrived the stream is committed and returned, and an error after that

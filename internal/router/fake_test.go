@@ -136,6 +136,13 @@ func (p *fakeProvider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*l
 	return &llm.EmbeddingResponse{Model: req.Model, Vectors: [][]float32{{1}}}, nil
 }
 
+func (p *fakeProvider) Rerank(ctx context.Context, req *llm.RerankRequest) (*llm.RerankResponse, error) {
+	if err := p.do(ctx, p.next()); err != nil {
+		return nil, err
+	}
+	return &llm.RerankResponse{Model: req.Model, Results: []llm.RerankResult{{Index: 0, RelevanceScore: 1}}}, nil
+}
+
 type fakeStream struct {
 	p     *fakeProvider
 	s     step
@@ -167,5 +174,5 @@ func (f *fakeStream) Recv() (*llm.Chunk, error) {
 
 func (f *fakeStream) Close() error { return nil }
 
-// chatOnly is a provider without Embed.
+// chatOnly is a provider without Embed and Rerank.
 type chatOnly struct{ llm.Provider }

@@ -3,7 +3,7 @@
 // A client names a model as "provider/model" (pinned: one target, no retries, no fallback) or as
 // a route: an alias (one target) or a configured route (several targets and a strategy). For each
 // request the Router returns a Plan: the route's targets ordered by its strategy, with their
-// scores and an explanation. The Plan's executor (Chat, ChatStream, Embed) then runs attempts:
+// scores and an explanation. The Plan's executor (Chat, ChatStream, Embed, Rerank) then runs attempts:
 // retries on one target under the route's retry policy, then falls back to the next candidate
 // when retries are exhausted, the failure is the target's (not the request's), or the target's
 // circuit breaker is open. Streams are committed at their first chunk; nothing is retried or
@@ -79,7 +79,13 @@ type ModelInfo struct {
 	ID      string // "provider/model" or route name
 	OwnedBy string // provider name, or "switchyard" for routes
 	Target  string // for routes: the targets' "provider/model", comma-separated
+	// Type is ModelTypeRerank for a rerank model (its provider lists it, llm.RerankModelLister)
+	// and for a route whose targets all are; "" when unknown (chat or embeddings).
+	Type string
 }
+
+// ModelTypeRerank is ModelInfo.Type of rerank models.
+const ModelTypeRerank = "rerank"
 
 // route is a resolved RouteConfig (or alias).
 type route struct {
@@ -183,13 +189,28 @@ func Build(backends map[string]Backend, cfg Config, state *State) (*Router, erro
 			}
 		}
 		for _, m := range models {
-			r.models = append(r.models, ModelInfo{ID: n + "/" + m, OwnedBy: n})
+			r.models = append(r.models, ModelInfo{ID: n + "/" + m, OwnedBy: n, Type: modelType(backends[n].Provider, m)})
 		}
 	}
 	for _, name := range sortedKeys(r.routes) {
-		r.models = append(r.models, ModelInfo{ID: name, OwnedBy: "switchyard", Target: r.routes[name].explainTargets})
+		rt := r.routes[name]
+		typ := ModelTypeRerank
+		for _, t := range rt.targets {
+			if modelType(t.Provider, t.Model) != ModelTypeRerank {
+				typ = ""
+			}
+		}
+		r.models = append(r.models, ModelInfo{ID: name, OwnedBy: "switchyard", Target: rt.explainTargets, Type: typ})
 	}
 	return r, nil
+}
+
+// modelType is ModelTypeRerank when p lists model among its rerank models, else "".
+func modelType(p llm.Provider, model string) string {
+	if l, ok := p.(llm.RerankModelLister); ok && slices.Contains(l.RerankModels(), model) {
+		return ModelTypeRerank
+	}
+	return ""
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -575,6 +575,38 @@ func TestEmbedSkipsNonEmbedders(t *testing.T) {
 	}
 }
 
+func TestRerankRetriesAndSkipsNonRerankers(t *testing.T) {
+	clk := newFakeClock()
+	a := chatOnly{&fakeProvider{clock: clk}}
+	b := &fakeProvider{clock: clk, steps: []step{{err: upErr(llm.KindUnavailable, 0)}, {}}}
+	r, err := Build(map[string]Backend{"a": {Provider: a}, "b": {Provider: b}},
+		Config{Routes: []RouteConfig{testRoute(StrategyPriority, tgt("a/m1"), tgt("b/m2"))}}, NewState(WithClock(clk)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &llm.RerankRequest{Query: "q", Documents: []llm.RerankDocument{{Text: "d"}}}
+	p, _ := r.Plan("r", EstimateRerank(req))
+	resp, res, err := p.Rerank(t.Context(), req)
+	if err != nil || res.Target.Name() != "b/m2" || res.Attempts != 2 || resp.Model != "m2" {
+		t.Errorf("rerank: %v by %s in %d attempts, want b/m2 in 2 (one retry)", err, res.Target.Name(), res.Attempts)
+	}
+	if req.Model != "" {
+		t.Errorf("the request was modified: model %q", req.Model)
+	}
+	p, _ = r.Plan("a/m1", Estimate{})
+	if _, _, err := p.Rerank(t.Context(), req); llm.KindOf(err) != llm.KindInvalidArgument {
+		t.Errorf("rerank on a chat-only model: %v, want invalid_argument", err)
+	}
+}
+
+func TestEstimateRerank(t *testing.T) {
+	req := &llm.RerankRequest{Query: "abcd", Documents: []llm.RerankDocument{{Text: "efgh"}, {Fields: map[string]string{"t": "x"}, Keys: []string{"t"}}}}
+	// (4+4) + (4+len("t: x")=4) = 16 characters: 4 tokens.
+	if got := EstimateRerank(req); got.PromptTokens != 4 || got.MaxTokens != -1 {
+		t.Errorf("EstimateRerank = %+v, want 4 prompt tokens and no completion", got)
+	}
+}
+
 func TestStateSurvivesRebuild(t *testing.T) {
 	e := newEnv(t, nil, Config{}, map[string][]step{"a/m1": {{latency: 7 * time.Millisecond}}})
 	if _, err := e.chat(t, t.Context(), "a/m1"); err != nil {

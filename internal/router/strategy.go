@@ -53,6 +53,16 @@ func EstimateEmbedding(req *llm.EmbeddingRequest) Estimate {
 	return Estimate{PromptTokens: toks + llm.TokensForChars(n), MaxTokens: -1}
 }
 
+// EstimateRerank estimates req's input size: the query once per document plus the documents, as
+// rerank models read each (query, document) pair; there is no completion.
+func EstimateRerank(req *llm.RerankRequest) Estimate {
+	n := 0
+	for _, d := range req.Documents {
+		n += len(req.Query) + len(d.AsText())
+	}
+	return Estimate{PromptTokens: llm.TokensForChars(n), MaxTokens: -1}
+}
+
 // Candidate is one target of a plan with the strategy's score for it.
 type Candidate struct {
 	Target Target

@@ -17,6 +17,7 @@ import (
 //
 //	ChatService       chat:write
 //	EmbeddingService  embeddings:write
+//	RerankService     rerank:write
 //	ModelService      models:read
 //	SessionService    sessions:read for Get*, List* and Export*; sessions:write for the rest
 //	AdminService      admin
@@ -31,6 +32,8 @@ func requiredScope(fullMethod string) string {
 		return auth.ScopeChatWrite
 	case pb.EmbeddingService_ServiceDesc.ServiceName:
 		return auth.ScopeEmbeddingsWrite
+	case pb.RerankService_ServiceDesc.ServiceName:
+		return auth.ScopeRerankWrite
 	case pb.ModelService_ServiceDesc.ServiceName:
 		return auth.ScopeModelsRead
 	case pb.SessionService_ServiceDesc.ServiceName:

@@ -9,6 +9,7 @@ func TestRequiredScope(t *testing.T) {
 		"/switchyard.v1.ChatService/CreateChatCompletion":  "chat:write",
 		"/switchyard.v1.ChatService/StreamChatCompletion":  "chat:write",
 		"/switchyard.v1.EmbeddingService/CreateEmbedding":  "embeddings:write",
+		"/switchyard.v1.RerankService/Rerank":              "rerank:write",
 		"/switchyard.v1.ModelService/ListModels":           "models:read",
 		"/switchyard.v1.ModelService/GetModel":             "models:read",
 		"/switchyard.v1.SessionService/GetSession":         "sessions:read",

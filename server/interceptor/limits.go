@@ -24,13 +24,15 @@ const streamChatMethod = "/" + chatServicePrefix + "StreamChatCompletion"
 const (
 	chatServicePrefix      = "switchyard.v1.ChatService/"
 	embeddingServicePrefix = "switchyard.v1.EmbeddingService/"
+	rerankServicePrefix    = "switchyard.v1.RerankService/"
 )
 
 // rateLimited reports whether calls of fullMethod count against the limits: the inference RPCs
-// (chat and embeddings). Models, sessions, admin, health and reflection calls do not.
+// (chat, embeddings and rerank). Models, sessions, admin, health and reflection calls do not.
 func rateLimited(fullMethod string) bool {
 	m := strings.TrimPrefix(fullMethod, "/")
-	return strings.HasPrefix(m, chatServicePrefix) || strings.HasPrefix(m, embeddingServicePrefix)
+	return strings.HasPrefix(m, chatServicePrefix) || strings.HasPrefix(m, embeddingServicePrefix) ||
+		strings.HasPrefix(m, rerankServicePrefix)
 }
 
 // estimateTokens is the tokens a request reserves before its call: its encoded size / 4 (about

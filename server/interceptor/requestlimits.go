@@ -17,6 +17,7 @@ const (
 	DefaultMaxToolCallArgs    = 1 << 20 // bytes of one tool call's arguments
 	DefaultMaxStop            = 4       // OpenAI's limit
 	DefaultMaxEmbeddingInputs = 2048    // OpenAI's limit
+	DefaultMaxRerankDocuments = 1000    // Cohere's recommended maximum; Jina and vLLM document none
 	DefaultMaxSchemaDepth     = 64      // JSON nesting; OpenAI's strict schemas allow 10 schema levels
 )
 
@@ -24,7 +25,7 @@ const (
 const CodeLimitExceeded = "limit_exceeded"
 
 // RequestLimits bound the shape of a request, beyond the size of its body: how many messages,
-// tools, content parts, stop sequences and embedding inputs it has, how large one tool call's
+// tools, content parts, stop sequences, embedding inputs and rerank documents it has, how large one tool call's
 // arguments are, and how deeply a JSON schema nests. They apply to the request as the client
 // sent it (a session's stored history does not count). A zero field means its default; a
 // negative one turns that limit off. A request over a limit is INVALID_ARGUMENT (HTTP 400) with
@@ -36,6 +37,7 @@ type RequestLimits struct {
 	MaxToolCallArgs    int `yaml:"max_tool_call_arguments_bytes"` // bytes of each tool call's arguments
 	MaxStop            int `yaml:"max_stop"`                      // stop sequences
 	MaxEmbeddingInputs int `yaml:"max_embedding_inputs"`          // inputs per embeddings request
+	MaxRerankDocuments int `yaml:"max_rerank_documents"`          // documents per rerank request
 	// MaxSchemaDepth bounds the JSON nesting (objects and arrays; the schema itself is level 1)
 	// of tools[].function.parameters and response_format.json_schema.schema.
 	MaxSchemaDepth int `yaml:"max_schema_depth"`
@@ -66,6 +68,7 @@ func (l *RequestLimits) fields() []limitField {
 		{&l.MaxToolCallArgs, "max_tool_call_arguments_bytes", DefaultMaxToolCallArgs},
 		{&l.MaxStop, "max_stop", DefaultMaxStop},
 		{&l.MaxEmbeddingInputs, "max_embedding_inputs", DefaultMaxEmbeddingInputs},
+		{&l.MaxRerankDocuments, "max_rerank_documents", DefaultMaxRerankDocuments},
 		{&l.MaxSchemaDepth, "max_schema_depth", DefaultMaxSchemaDepth},
 	}
 }

@@ -42,6 +42,8 @@ func (v *validator) validate(m any, sessionHeader bool) error {
 		return v.validateChat(r.GetRequest(), sessionHeader)
 	case *pb.CreateEmbeddingRequest:
 		return v.validateEmbedding(r)
+	case *pb.RerankRequest:
+		return v.validateRerank(r)
 	case *pb.GetModelRequest:
 		if r.GetId() == "" {
 			return invalid("model", "Missing required parameter: 'model'.")
@@ -299,6 +301,36 @@ func (s *validatingStream) RecvMsg(m any) error {
 	}
 	if err := s.v.validate(m, hasSessionHeader(s.Context())); err != nil {
 		return errmap.ToStatus(err).Err()
+	}
+	return nil
+}
+
+func (v *validator) validateRerank(r *pb.RerankRequest) error {
+	if r.GetModel() == "" {
+		return invalid("model", "You must provide a model parameter.")
+	}
+	if r.GetQuery() == "" {
+		return missing("query")
+	}
+	switch n := len(r.GetDocuments()); {
+	case n == 0:
+		return invalid("documents", "Invalid 'documents': it must not be empty.")
+	case over(n, v.lim.MaxRerankDocuments):
+		return overLimit("documents", n, "documents", v.lim.MaxRerankDocuments, "max_rerank_documents")
+	}
+	for i, d := range r.GetDocuments() {
+		if d.GetDocument() == nil {
+			return missing(fmt.Sprintf("documents[%d]", i))
+		}
+		if s := d.GetStructured(); s != nil && len(s.GetFields()) == 0 {
+			return invalid(fmt.Sprintf("documents[%d]", i), "Invalid 'documents[%d]': a structured document needs at least one field.", i)
+		}
+	}
+	if t := r.TopN; t != nil && *t < 0 {
+		return invalid("top_n", "Invalid 'top_n': %d is less than the minimum of 0.", *t)
+	}
+	if m := r.MaxChunksPerDoc; m != nil && *m < 1 {
+		return invalid("max_chunks_per_doc", "Invalid 'max_chunks_per_doc': %d is less than the minimum of 1.", *m)
 	}
 	return nil
 }

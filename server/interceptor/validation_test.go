@@ -304,6 +304,10 @@ func TestRequestLimits(t *testing.T) {
 		{"response schema depth off", RequestLimits{MaxSchemaDepth: -1}, chat(formatSchema(500)), "", ""},
 		{"embedding inputs over a limit", RequestLimits{MaxEmbeddingInputs: 1}, embed(2), "input", "max_embedding_inputs"},
 		{"embedding inputs limit raised", RequestLimits{MaxEmbeddingInputs: 4096}, embed(2049), "", ""},
+		{"rerank documents at the default", RequestLimits{}, rerankDocs(DefaultMaxRerankDocuments), "", ""},
+		{"rerank documents over the default", RequestLimits{}, rerankDocs(DefaultMaxRerankDocuments + 1), "documents", "max_rerank_documents"},
+		{"rerank documents over a limit", RequestLimits{MaxRerankDocuments: 2}, rerankDocs(3), "documents", "at most 2 documents"},
+		{"rerank documents limit off", RequestLimits{MaxRerankDocuments: -1}, rerankDocs(5000), "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -323,9 +327,44 @@ func TestRequestLimits(t *testing.T) {
 func TestRequestLimitsWithDefaults(t *testing.T) {
 	got := RequestLimits{MaxTools: 7, MaxStop: -1}.WithDefaults()
 	want := RequestLimits{MaxMessages: DefaultMaxMessages, MaxTools: 7, MaxContentParts: DefaultMaxContentParts,
-		MaxToolCallArgs: DefaultMaxToolCallArgs, MaxStop: -1, MaxEmbeddingInputs: DefaultMaxEmbeddingInputs,
+		MaxToolCallArgs: DefaultMaxToolCallArgs, MaxStop: -1, MaxEmbeddingInputs: DefaultMaxEmbeddingInputs, MaxRerankDocuments: DefaultMaxRerankDocuments,
 		MaxSchemaDepth: DefaultMaxSchemaDepth}
 	if got != want {
 		t.Errorf("WithDefaults() = %+v; want %+v", got, want)
+	}
+}
+
+func rerankDocs(n int) *pb.RerankRequest {
+	r := &pb.RerankRequest{Model: "m", Query: "q"}
+	for range n {
+		r.Documents = append(r.Documents, &pb.RerankDocument{Document: &pb.RerankDocument_Text{Text: "d"}})
+	}
+	return r
+}
+
+func TestValidateRerank(t *testing.T) {
+	text := []*pb.RerankDocument{{Document: &pb.RerankDocument_Text{Text: "d"}}}
+	structured := func(fields ...*pb.DocumentField) []*pb.RerankDocument {
+		return []*pb.RerankDocument{{Document: &pb.RerankDocument_Structured{Structured: &pb.StructuredDocument{Fields: fields}}}}
+	}
+	cases := []struct {
+		name      string
+		req       *pb.RerankRequest
+		wantParam string
+	}{
+		{"text", &pb.RerankRequest{Model: "m", Query: "q", Documents: text}, ""},
+		{"empty text is a document", &pb.RerankRequest{Model: "m", Query: "q", Documents: []*pb.RerankDocument{{Document: &pb.RerankDocument_Text{}}}}, ""},
+		{"structured, top_n 0, chunks 1", &pb.RerankRequest{Model: "m", Query: "q", Documents: structured(&pb.DocumentField{Key: "title", Value: "t"}),
+			TopN: llm.Ptr(int32(0)), MaxChunksPerDoc: llm.Ptr(int32(1))}, ""},
+		{"no model", &pb.RerankRequest{Query: "q", Documents: text}, "model"},
+		{"no query", &pb.RerankRequest{Model: "m", Documents: text}, "query"},
+		{"no documents", &pb.RerankRequest{Model: "m", Query: "q"}, "documents"},
+		{"unset document", &pb.RerankRequest{Model: "m", Query: "q", Documents: append(text, &pb.RerankDocument{})}, "documents[1]"},
+		{"structured without fields", &pb.RerankRequest{Model: "m", Query: "q", Documents: structured()}, "documents[0]"},
+		{"negative top_n", &pb.RerankRequest{Model: "m", Query: "q", Documents: text, TopN: llm.Ptr(int32(-1))}, "top_n"},
+		{"max_chunks_per_doc 0", &pb.RerankRequest{Model: "m", Query: "q", Documents: text, MaxChunksPerDoc: llm.Ptr(int32(0))}, "max_chunks_per_doc"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { checkParam(t, validate(c.req), c.wantParam) })
 	}
 }

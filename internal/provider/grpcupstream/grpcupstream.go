@@ -1,5 +1,6 @@
 // Package grpcupstream adapts any server that implements Switchyard's own gRPC API
-// (switchyard.v1.ChatService and EmbeddingService, gen/go/switchyard/v1) to llm.Provider: an
+// (switchyard.v1.ChatService, EmbeddingService and RerankService, gen/go/switchyard/v1) to
+// llm.Provider, llm.Embedder and llm.Reranker: an
 // in-house model server that implements our proto, or another Switchyard (one gateway can chain
 // to another). Requests and answers are converted with internal/pbconv, so nothing is lost on
 // the way: tool calls, reasoning, usage and the exact error kind, code and param of an upstream
@@ -66,17 +67,20 @@ const (
 )
 
 // Provider calls one upstream over a single shared client connection. It implements
-// llm.Provider, llm.Embedder, llm.ModelLister and io.Closer, and is safe for concurrent use.
+// llm.Provider, llm.Embedder, llm.Reranker, llm.ModelLister and io.Closer, and is safe for
+// concurrent use.
 type Provider struct {
-	cfg   provider.Config
-	conn  *Conn
-	chat  pb.ChatServiceClient
-	embed pb.EmbeddingServiceClient
+	cfg    provider.Config
+	conn   *Conn
+	chat   pb.ChatServiceClient
+	embed  pb.EmbeddingServiceClient
+	rerank pb.RerankServiceClient
 }
 
 var (
 	_ llm.Provider    = (*Provider)(nil)
 	_ llm.Embedder    = (*Provider)(nil)
+	_ llm.Reranker    = (*Provider)(nil)
 	_ llm.ModelLister = (*Provider)(nil)
 	_ io.Closer       = (*Provider)(nil)
 )
@@ -95,7 +99,8 @@ func NewProvider(cfg provider.Config, extra ...grpc.DialOption) (*Provider, erro
 	if err != nil {
 		return nil, fmt.Errorf("grpcupstream.New: %w", err)
 	}
-	return &Provider{cfg: cfg, conn: conn, chat: pb.NewChatServiceClient(conn), embed: pb.NewEmbeddingServiceClient(conn)}, nil
+	return &Provider{cfg: cfg, conn: conn, chat: pb.NewChatServiceClient(conn), embed: pb.NewEmbeddingServiceClient(conn),
+		rerank: pb.NewRerankServiceClient(conn)}, nil
 }
 
 // RetriesCalls reports that p retries failed calls itself, with go-grpc-middleware's retry
@@ -165,6 +170,25 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	if err != nil {
 		return nil, &llm.Error{Kind: llm.KindUpstream, Provider: p.cfg.Name, Message: "the upstream provider sent an invalid answer",
 			Err: fmt.Errorf("grpcupstream %s: embeddings: %w", p.cfg.Name, err)}
+	}
+	return out, nil
+}
+
+// Rerank calls RerankService.Rerank. Documents are not asked back (the gateway returns them from
+// the request); the results' indexes are checked against the documents sent.
+func (p *Provider) Rerank(ctx context.Context, req *llm.RerankRequest) (*llm.RerankResponse, error) {
+	in := pbconv.RerankRequestToPB(req)
+	in.ReturnDocuments = false
+	ctx, cancel := p.conn.CallContext(ctx)
+	defer cancel()
+	resp, err := p.rerank.Rerank(ctx, in, p.conn.RetryOptions(ctx, nil)...)
+	if err != nil {
+		return nil, Classify(ctx, p.cfg.Name, err, false)
+	}
+	out, err := pbconv.RerankResponseFromPB(resp, len(req.Documents))
+	if err != nil {
+		return nil, &llm.Error{Kind: llm.KindUpstream, Provider: p.cfg.Name, Message: "the upstream provider sent an invalid answer",
+			Err: fmt.Errorf("grpcupstream %s: rerank: %w", p.cfg.Name, err)}
 	}
 	return out, nil
 }

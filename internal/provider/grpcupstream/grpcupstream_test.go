@@ -34,10 +34,12 @@ import (
 type fake struct {
 	pb.UnimplementedChatServiceServer
 	pb.UnimplementedEmbeddingServiceServer
+	pb.UnimplementedRerankServiceServer
 
 	chat   func(ctx context.Context, in *pb.CreateChatCompletionRequest) (*pb.CreateChatCompletionResponse, error)
 	stream func(in *pb.StreamChatCompletionRequest, s grpc.ServerStreamingServer[pb.StreamChatCompletionResponse]) error
 	embed  func(ctx context.Context, in *pb.CreateEmbeddingRequest) (*pb.CreateEmbeddingResponse, error)
+	rerank func(ctx context.Context, in *pb.RerankRequest) (*pb.RerankResponse, error)
 
 	calls atomic.Int32     // calls received, retries included
 	md    chan metadata.MD // incoming metadata of each call
@@ -72,6 +74,11 @@ func (f *fake) CreateEmbedding(ctx context.Context, in *pb.CreateEmbeddingReques
 	return f.embed(ctx, in)
 }
 
+func (f *fake) Rerank(ctx context.Context, in *pb.RerankRequest) (*pb.RerankResponse, error) {
+	f.record(ctx, in)
+	return f.rerank(ctx, in)
+}
+
 // start serves f on loopback and returns a provider for it. Retries back off 1 ms at most.
 func start(t *testing.T, f *fake, opts map[string]string, srvOpts ...grpc.ServerOption) *grpcupstream.Provider {
 	t.Helper()
@@ -84,6 +91,7 @@ func start(t *testing.T, f *fake, opts map[string]string, srvOpts ...grpc.Server
 	srv := grpc.NewServer(srvOpts...)
 	pb.RegisterChatServiceServer(srv, f)
 	pb.RegisterEmbeddingServiceServer(srv, f)
+	pb.RegisterRerankServiceServer(srv, f)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	o := map[string]string{"retry_backoff": "1ms"}
@@ -622,5 +630,39 @@ func TestNewValidatesConfig(t *testing.T) {
 				_ = p.(*grpcupstream.Provider).Close()
 			}
 		})
+	}
+}
+
+func TestRerank(t *testing.T) {
+	f := &fake{rerank: func(_ context.Context, in *pb.RerankRequest) (*pb.RerankResponse, error) {
+		if in.GetModel() == "bad" {
+			return &pb.RerankResponse{Results: []*pb.RerankResult{{Index: 5}}}, nil
+		}
+		return &pb.RerankResponse{Id: "rerank-1", Model: "r", Usage: &pb.RerankUsage{TotalTokens: 9, SearchUnits: 2},
+			Results: []*pb.RerankResult{{Index: 1, RelevanceScore: 0.75}, {Index: 0, RelevanceScore: 0.25}}}, nil
+	}}
+	p := start(t, f, nil)
+	req := &llm.RerankRequest{Model: "r", Query: "q", TopN: 2, ReturnDocuments: true, MaxChunksPerDoc: 4, User: "u", Documents: []llm.RerankDocument{
+		{Text: "a"}, {Fields: map[string]string{"t": "T", "b": "B"}, Keys: []string{"t", "b"}},
+	}}
+	got, err := p.Rerank(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &llm.RerankResponse{Model: "r", SearchUnits: 2, Usage: llm.Usage{PromptTokens: 9, TotalTokens: 9},
+		Results: []llm.RerankResult{{Index: 1, RelevanceScore: 0.75}, {Index: 0, RelevanceScore: 0.25}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rerank mismatch (-want +got):\n%s", diff)
+	}
+	wantReq := &pb.RerankRequest{Model: "r", Query: "q", TopN: llm.Ptr(int32(2)), MaxChunksPerDoc: llm.Ptr(int32(4)), User: "u", Documents: []*pb.RerankDocument{
+		{Document: &pb.RerankDocument_Text{Text: "a"}},
+		{Document: &pb.RerankDocument_Structured{Structured: &pb.StructuredDocument{Fields: []*pb.DocumentField{{Key: "t", Value: "T"}, {Key: "b", Value: "B"}}}}},
+	}}
+	if diff := cmp.Diff(wantReq, <-f.reqs, protocmp.Transform()); diff != "" {
+		t.Errorf("upstream request mismatch (-want +got):\n%s", diff)
+	}
+	req.Model = "bad"
+	if _, err := p.Rerank(t.Context(), req); llm.KindOf(err) != llm.KindUpstream {
+		t.Errorf("out-of-range index: %v, want upstream_error", err)
 	}
 }

@@ -4,7 +4,9 @@
 //   - "echo" answers with the text of the last user message;
 //   - "tools" calls the first offered tool (or the one tool_choice names) with arguments built
 //     from the tool's schema, and summarises a tool result when the last message is one;
-//   - "embed" serves embeddings: unit vectors derived from a SHA-256 of each input.
+//   - "embed" serves embeddings: unit vectors derived from a SHA-256 of each input;
+//   - "rerank" ranks documents (every model does; this one is listed as a rerank model): a
+//     document's score is the share of the query's distinct words it contains, in [0, 1].
 //
 // Any other name listed in Config.Models behaves like "tools" if it starts with "tools" and like
 // "echo" otherwise. Nothing sleeps; tokens are whitespace-separated words (plus one per prompt
@@ -12,6 +14,7 @@
 package mock
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -23,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider"
@@ -30,9 +34,10 @@ import (
 
 // Built-in model names.
 const (
-	ModelEcho  = "echo"
-	ModelTools = "tools"
-	ModelEmbed = "embed"
+	ModelEcho   = "echo"
+	ModelTools  = "tools"
+	ModelEmbed  = "embed"
+	ModelRerank = "rerank"
 )
 
 // DefaultDimensions is the embedding size when the request names none.
@@ -41,8 +46,8 @@ const DefaultDimensions = 16
 // defaultAnswer is echoed when the last user message has no text.
 const defaultAnswer = "This is the mock provider's answer."
 
-// Provider is the mock. It implements llm.Provider, llm.Embedder and llm.ModelLister and is safe
-// for concurrent use.
+// Provider is the mock. It implements llm.Provider, llm.Embedder, llm.Reranker, llm.ModelLister and
+// llm.RerankModelLister and is safe for concurrent use.
 type Provider struct {
 	name   string
 	models []string
@@ -52,11 +57,14 @@ var (
 	_ llm.Provider    = (*Provider)(nil)
 	_ llm.Embedder    = (*Provider)(nil)
 	_ llm.ModelLister = (*Provider)(nil)
+	_ llm.Reranker    = (*Provider)(nil)
+
+	_ llm.RerankModelLister = (*Provider)(nil)
 )
 
 // New returns the mock. It matches provider.Factory and never fails.
 func New(cfg provider.Config) (llm.Provider, error) {
-	models := []string{ModelEcho, ModelTools, ModelEmbed}
+	models := []string{ModelEcho, ModelTools, ModelEmbed, ModelRerank}
 	for _, m := range cfg.Models {
 		if !slices.Contains(models, m) {
 			models = append(models, m)
@@ -69,7 +77,7 @@ func New(cfg provider.Config) (llm.Provider, error) {
 	return &Provider{name: name, models: models}, nil
 }
 
-// Models returns echo, tools, embed and the configured names.
+// Models returns echo, tools, embed, rerank and the configured names.
 func (p *Provider) Models() []string { return slices.Clone(p.models) }
 
 func (p *Provider) check(model string) error {
@@ -99,6 +107,9 @@ func (p *Provider) plan(ctx context.Context, req *llm.ChatRequest) (*answer, err
 	}
 	if req.Model == ModelEmbed {
 		return nil, llm.Errorf(llm.KindInvalidArgument, "model %q serves embeddings only", req.Model)
+	}
+	if req.Model == ModelRerank {
+		return nil, llm.Errorf(llm.KindInvalidArgument, "model %q serves rerank only", req.Model)
 	}
 	if len(req.Messages) == 0 {
 		return nil, llm.Errorf(llm.KindInvalidArgument, "messages must not be empty")
@@ -242,6 +253,64 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 		out.Vectors[i] = vector(in, dims)
 	}
 	return out, nil
+}
+
+// RerankModels returns the rerank model.
+func (p *Provider) RerankModels() []string { return []string{ModelRerank} }
+
+// Rerank scores each document by the share of the query's distinct words (lower-cased, split at
+// anything but letters and digits) that it contains, and returns the results in descending score
+// order, equal scores in document order, cut to req.TopN. Usage counts the words of the query once
+// per document plus the words of the documents.
+func (p *Provider) Rerank(ctx context.Context, req *llm.RerankRequest) (*llm.RerankResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, llm.Wrap(llm.KindOf(err), err, "")
+	}
+	if err := p.check(req.Model); err != nil {
+		return nil, err
+	}
+	if len(req.Documents) == 0 {
+		return nil, llm.Errorf(llm.KindInvalidArgument, "documents must not be empty")
+	}
+	query := wordSet(req.Query)
+	qWords := countWords(req.Query)
+	out := &llm.RerankResponse{Model: req.Model, Results: make([]llm.RerankResult, len(req.Documents))}
+	var tokens int32
+	for i := range req.Documents {
+		text := req.Documents[i].AsText()
+		tokens += qWords + countWords(text)
+		score := 0.0
+		if len(query) > 0 {
+			doc := wordSet(text)
+			hits := 0
+			for w := range query {
+				if doc[w] {
+					hits++
+				}
+			}
+			score = float64(hits) / float64(len(query))
+		}
+		out.Results[i] = llm.RerankResult{Index: int32(i), RelevanceScore: score}
+		if req.ReturnDocuments {
+			out.Results[i].Document = &req.Documents[i]
+		}
+	}
+	slices.SortStableFunc(out.Results, func(a, b llm.RerankResult) int { return cmp.Compare(b.RelevanceScore, a.RelevanceScore) })
+	if req.TopN > 0 && int(req.TopN) < len(out.Results) {
+		out.Results = out.Results[:req.TopN]
+	}
+	out.Usage = llm.Usage{PromptTokens: tokens, TotalTokens: tokens}
+	return out, nil
+}
+
+// wordSet returns the distinct lower-cased words of s: runs of letters and digits.
+func wordSet(s string) map[string]bool {
+	ws := strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	set := make(map[string]bool, len(ws))
+	for _, w := range ws {
+		set[w] = true
+	}
+	return set
 }
 
 // vector derives dims values in [-1, 1) from SHA-256(counter || input) and normalises them.

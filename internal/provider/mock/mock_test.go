@@ -211,7 +211,55 @@ func TestEmbed(t *testing.T) {
 
 func TestModels(t *testing.T) {
 	got := newMock(t, "echo", "custom").(llm.ModelLister).Models()
-	if want := []string{"echo", "tools", "embed", "custom"}; !reflect.DeepEqual(got, want) {
+	if want := []string{"echo", "tools", "embed", "rerank", "custom"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("Models = %v, want %v", got, want)
+	}
+}
+
+func TestRerank(t *testing.T) {
+	p := newMock(t).(llm.Reranker)
+	req := &llm.RerankRequest{Model: "rerank", Query: "What is the capital of France?", ReturnDocuments: true, Documents: []llm.RerankDocument{
+		{Text: "Bananas are yellow."},
+		{Text: "Paris is the capital of France."},
+		{Fields: map[string]string{"title": "France", "body": "Its capital: Paris."}, Keys: []string{"title", "body"}},
+		{Text: "What is it?"},
+	}}
+	resp, err := p.Rerank(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Query words: what is the capital of france (6). Doc 1 has is the capital of france (5),
+	// doc 2 france capital (2), doc 3 what is (2), doc 0 none.
+	var got []int32
+	var scores []float64
+	for _, r := range resp.Results {
+		got, scores = append(got, r.Index), append(scores, r.RelevanceScore)
+		if r.Document == nil || r.Document.AsText() != req.Documents[r.Index].AsText() {
+			t.Errorf("result %d: document %v, want the request's", r.Index, r.Document)
+		}
+	}
+	if want := []int32{1, 2, 3, 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("order = %v (scores %v), want %v", got, scores, want)
+	}
+	if scores[0] != 5.0/6 || scores[3] != 0 {
+		t.Errorf("scores = %v, want 5/6 first and 0 last", scores)
+	}
+	if resp.Usage.TotalTokens == 0 || resp.Model != "rerank" {
+		t.Errorf("usage %+v model %q", resp.Usage, resp.Model)
+	}
+	req.TopN, req.ReturnDocuments = 2, false
+	resp, err = p.Rerank(t.Context(), req)
+	if err != nil || len(resp.Results) != 2 || resp.Results[0].Index != 1 || resp.Results[0].Document != nil {
+		t.Errorf("top_n 2 without documents: %+v, %v", resp, err)
+	}
+	if _, err := p.Rerank(t.Context(), &llm.RerankRequest{Model: "nope", Query: "q", Documents: req.Documents}); llm.KindOf(err) != llm.KindNotFound {
+		t.Errorf("unknown model: %v, want not_found", err)
+	}
+	if got := p.(llm.RerankModelLister).RerankModels(); !reflect.DeepEqual(got, []string{"rerank"}) {
+		t.Errorf("RerankModels = %v", got)
+	}
+	_, err = p.(llm.Provider).Chat(t.Context(), &llm.ChatRequest{Model: "rerank", Messages: []llm.Message{{Role: llm.RoleUser, Content: []llm.Part{{Type: llm.PartText, Text: "hi"}}}}})
+	if llm.KindOf(err) != llm.KindInvalidArgument {
+		t.Errorf("chat with the rerank model: %v, want invalid_argument", err)
 	}
 }

@@ -1,5 +1,6 @@
 // Package openai adapts any OpenAI-compatible Chat Completions and Embeddings upstream (OpenAI,
-// Azure's v1 API, vLLM, DeepSeek, Qwen's compatible mode, Ollama's /v1, ...) to llm.Provider.
+// Azure's v1 API, vLLM, DeepSeek, Qwen's compatible mode, Ollama's /v1, ...) to llm.Provider, and
+// with options.rerank_path the Jina/vLLM/TEI rerank endpoint such servers offer to llm.Reranker.
 package openai
 
 import (
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/switchyard/switchyard/internal/llm"
@@ -72,14 +74,19 @@ var (
 // empty) up to and including the API version, e.g. http://localhost:8000/v1; cfg.APIKey sent as
 // a bearer token when set; cfg.Headers added to every request (they override the defaults, so
 // Azure's "api-key" header works with an empty APIKey); cfg.Options may hold OptionStreamUsage
-// and nothing else. It matches provider.Factory.
+// and the rerank options (rerank.go), and nothing else. With options.rerank_path the provider
+// also implements llm.Reranker. It matches provider.Factory.
 func New(cfg provider.Config) (llm.Provider, error) {
 	for k := range cfg.Options {
-		if k != OptionStreamUsage {
-			return nil, fmt.Errorf("openai.New: unknown option %q (known: %s)", k, OptionStreamUsage)
+		if !slices.Contains(knownOptions, k) {
+			return nil, fmt.Errorf("openai.New: unknown option %q (known: %s)", k, strings.Join(knownOptions, ", "))
 		}
 	}
-	return NewWithClient(cfg, provider.NewHTTPClient(cfg))
+	p, err := NewWithClient(cfg, provider.NewHTTPClient(cfg))
+	if err != nil {
+		return nil, err
+	}
+	return newReranker(p, cfg)
 }
 
 // NewWithClient is New with a caller-supplied HTTP client (tests, custom transports).

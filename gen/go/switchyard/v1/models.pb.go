@@ -218,7 +218,10 @@ type Model struct {
 	// The provider that serves it, or "switchyard" for aliases.
 	OwnedBy string `protobuf:"bytes,4,opt,name=owned_by,json=ownedBy,proto3" json:"owned_by,omitempty"`
 	// For an alias: the model it points to.
-	Target        string `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	Target string `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	// What the model serves, when the gateway knows it: "rerank" for rerank models; empty
+	// (omitted over REST) otherwise.
+	Type          string `protobuf:"bytes,6,opt,name=type,proto3" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -288,6 +291,13 @@ func (x *Model) GetTarget() string {
 	return ""
 }
 
+func (x *Model) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
 var File_switchyard_v1_models_proto protoreflect.FileDescriptor
 
 const file_switchyard_v1_models_proto_rawDesc = "" +
@@ -300,13 +310,14 @@ const file_switchyard_v1_models_proto_rawDesc = "" +
 	"\x0fGetModelRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\">\n" +
 	"\x10GetModelResponse\x12*\n" +
-	"\x05model\x18\x01 \x01(\v2\x14.switchyard.v1.ModelR\x05model\"|\n" +
+	"\x05model\x18\x01 \x01(\v2\x14.switchyard.v1.ModelR\x05model\"\x90\x01\n" +
 	"\x05Model\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n" +
 	"\acreated\x18\x03 \x01(\x03R\acreated\x12\x19\n" +
 	"\bowned_by\x18\x04 \x01(\tR\aownedBy\x12\x16\n" +
-	"\x06target\x18\x05 \x01(\tR\x06target2\xe5\x01\n" +
+	"\x06target\x18\x05 \x01(\tR\x06target\x12\x12\n" +
+	"\x04type\x18\x06 \x01(\tR\x04type2\xe5\x01\n" +
 	"\fModelService\x12e\n" +
 	"\n" +
 	"ListModels\x12 .switchyard.v1.ListModelsRequest\x1a!.switchyard.v1.ListModelsResponse\"\x12\x82\xd3\xe4\x93\x02\f\x12\n" +
