@@ -83,7 +83,7 @@ func buildBackends(reg *provider.Registry, cfg *Config, reuse map[string]builtPr
 					closeProviders([]llm.Provider{p}, nil)
 					err = fmt.Errorf("provider %q: %w", pc.Name, berr)
 				} else {
-					p = bp
+					p = bp.WithRest()
 				}
 			}
 			if err != nil {

@@ -147,6 +147,39 @@ func Wrap(p llm.Provider, cfg Config, partition Partition) (*Provider, error) {
 	}, nil
 }
 
+// WithRest returns p as the provider to serve: p itself, or, when the wrapped provider also
+// reranks, p with its Rerank and RerankModels forwarded (batching covers embeddings only, and
+// must not hide what else the provider serves).
+func (p *Provider) WithRest() llm.Provider {
+	r, ok := p.Provider.(llm.Reranker)
+	if !ok {
+		return p
+	}
+	rp := &rerankingProvider{Provider: p, rerank: r}
+	if l, ok := p.Provider.(llm.RerankModelLister); ok {
+		return &listingRerankingProvider{rerankingProvider: rp, lister: l}
+	}
+	return rp
+}
+
+// rerankingProvider is a batching provider whose wrapped provider reranks.
+type rerankingProvider struct {
+	*Provider
+	rerank llm.Reranker
+}
+
+func (p *rerankingProvider) Rerank(ctx context.Context, req *llm.RerankRequest) (*llm.RerankResponse, error) {
+	return p.rerank.Rerank(ctx, req)
+}
+
+// listingRerankingProvider also names the wrapped provider's rerank models.
+type listingRerankingProvider struct {
+	*rerankingProvider
+	lister llm.RerankModelLister
+}
+
+func (p *listingRerankingProvider) RerankModels() []string { return p.lister.RerankModels() }
+
 // Models returns the wrapped provider's models, if it lists them.
 func (p *Provider) Models() []string {
 	if l, ok := p.Provider.(llm.ModelLister); ok {
