@@ -32,6 +32,7 @@ import (
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
 	"github.com/switchyard/switchyard/internal/provider/azure"
+	"github.com/switchyard/switchyard/internal/provider/bedrock"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
 	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
 	"github.com/switchyard/switchyard/internal/provider/kserve"
@@ -56,6 +57,7 @@ func newRegistry() *provider.Registry {
 	reg.Register("azure", azure.New)         // Azure OpenAI deployments
 	reg.Register("anthropic", anthropic.New) // Anthropic Messages API
 	reg.Register("gemini", gemini.New)       // Google Gemini (Generative Language API)
+	reg.Register("bedrock", bedrock.New)     // AWS Bedrock runtime (Converse, InvokeModel embeddings)
 	reg.Register("ollama", ollama.New)       // Ollama's native /api/chat and /api/embed
 	reg.Register("grpc", grpcupstream.New)   // any server implementing switchyard.v1 (another Switchyard, in-house models)
 	reg.Register("kserve", kserve.New)       // KServe v2 / Triton inference protocol (TensorRT-LLM)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
 	"github.com/switchyard/switchyard/internal/provider/azure"
+	"github.com/switchyard/switchyard/internal/provider/bedrock"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
 	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
 	"github.com/switchyard/switchyard/internal/provider/kserve"
@@ -24,6 +25,7 @@ var columns = []matrix.Column{
 	{Name: "azure", Rules: azure.ParamRules()},
 	{Name: "anthropic", Rules: anthropic.ParamRules()},
 	{Name: "gemini", Rules: gemini.ParamRules()},
+	{Name: "bedrock", Rules: bedrock.ParamRules()},
 	{Name: "ollama", Rules: ollama.ParamRules()},
 	{Name: "grpc", Rules: grpcupstream.ParamRules()},
 	{Name: "kserve", Rules: kserve.ParamRules()},

@@ -196,6 +196,24 @@ func TestStreamException(t *testing.T) {
 	}
 }
 
+func TestStreamCutBeforeMessageStop(t *testing.T) {
+	_, p := fake(t, func(w http.ResponseWriter, r *http.Request, c *providertest.Call, body []byte) {
+		bedrocktest.Wire{}.StartStream(w)
+		bedrocktest.WriteEvent(w, "messageStart", map[string]any{"role": "assistant"})
+		bedrocktest.WriteEvent(w, "contentBlockDelta", map[string]any{"contentBlockIndex": 0, "delta": map[string]any{"text": "Hi"}})
+	})
+	st, err := p.ChatStream(t.Context(), &llm.ChatRequest{Model: model, Messages: []llm.Message{llm.TextMessage(llm.RoleUser, "hi")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := providertest.Collect(st)
+	if a.Content != "Hi" {
+		t.Errorf("content = %q", a.Content)
+	}
+	providertest.WantError(t, err, llm.KindUpstream, "aws")
+}
+
 func TestEmbed(t *testing.T) {
 	var mu sync.Mutex
 	var titanCalls []map[string]any
@@ -214,6 +232,7 @@ func TestEmbed(t *testing.T) {
 			for i, s := range req.Texts {
 				vecs[i] = providertest.EmbeddingVector(s)
 			}
+			w.Header().Set("X-Amzn-Bedrock-Input-Token-Count", "6")
 			_ = json.NewEncoder(w).Encode(map[string]any{"id": "x", "embeddings": vecs, "texts": req.Texts})
 			return
 		}
@@ -248,8 +267,8 @@ func TestEmbed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(resp.Vectors, want) {
-		t.Errorf("cohere: vectors %v", resp.Vectors)
+	if !reflect.DeepEqual(resp.Vectors, want) || resp.PromptTokens != 6 || resp.UsageEstimated {
+		t.Errorf("cohere: vectors %v tokens %d estimated %v, want the header's 6", resp.Vectors, resp.PromptTokens, resp.UsageEstimated)
 	}
 	_, err = p.Embed(t.Context(), &llm.EmbeddingRequest{Model: "cohere.embed-english-v3", Texts: texts, Dimensions: llm.Ptr[int32](256)})
 	providertest.WantError(t, err, llm.KindInvalidArgument, "")

@@ -118,6 +118,7 @@ type stream struct {
 	tools    map[int32]int32 // content block index → tool call index
 	sig      string          // reasoning signature, sent with the finish reason
 	role     bool            // the role was sent
+	stopped  bool            // messageStop was seen: an end of the stream after it is complete
 	err      error           // sticky: the error or io.EOF that ended the stream
 	once     sync.Once
 }
@@ -138,6 +139,11 @@ func (s *stream) Recv() (*llm.Chunk, error) {
 	for s.err == nil {
 		var ev types.ConverseStreamOutput
 		var ok bool
+		if s.ctx.Err() != nil { // a cancellation wins over events already decoded
+			s.err = classify(s.ctx, s.provider, s.ctx.Err(), true)
+			s.Close()
+			return nil, s.err
+		}
 		select {
 		case ev, ok = <-s.es.Events():
 		case <-s.ctx.Done():
@@ -146,8 +152,15 @@ func (s *stream) Recv() (*llm.Chunk, error) {
 			return nil, s.err
 		}
 		if !ok {
-			if err := s.es.Err(); err != nil {
+			if err := s.es.Err(); err != nil || s.ctx.Err() != nil {
+				if err == nil {
+					err = s.ctx.Err()
+				}
 				s.err = classify(s.ctx, s.provider, err, true)
+			} else if !s.stopped {
+				e := llm.Wrap(llm.KindUpstream, fmt.Errorf("bedrock: the event stream ended before messageStop"), "the upstream provider's stream broke")
+				e.Provider = s.provider
+				s.err = e
 			} else {
 				s.err = io.EOF
 			}
@@ -197,6 +210,7 @@ func (s *stream) event(ev types.ConverseStreamOutput) *llm.Chunk {
 		}
 		return nil
 	case *types.ConverseStreamOutputMemberMessageStop:
+		s.stopped = true
 		return s.chunk(llm.ChunkChoice{FinishReason: finishReason(e.Value.StopReason), ReasoningSignature: s.sig})
 	case *types.ConverseStreamOutputMemberMetadata:
 		if u := usage(e.Value.Usage); u != nil {

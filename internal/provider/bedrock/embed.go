@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/bedrockruntime"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/switchyard/switchyard/internal/llm"
 	"github.com/switchyard/switchyard/internal/provider/wireutil"
@@ -51,8 +54,9 @@ type cohereResponse struct {
 
 // Embed calls InvokeModel: once per input for Titan text embeddings ({"inputText",
 // "dimensions", "normalize": true} → {"embedding", "inputTextTokenCount"}), once for all inputs
-// for Cohere ({"texts", "input_type"} → {"embeddings"}; Cohere on Bedrock reports no token
-// count). Other models are refused.
+// for Cohere ({"texts", "input_type"} → {"embeddings"}, the prompt tokens from the
+// X-Amzn-Bedrock-Input-Token-Count header, estimated and marked so when it is missing). Other
+// models are refused.
 func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, error) {
 	if len(req.Tokens) > 0 {
 		return nil, invalid("input", "bedrock: token arrays are not supported as embedding input; send text")
@@ -72,8 +76,16 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 			return nil, invalid("dimensions", "bedrock: dimensions is not supported by Cohere embedding models on Bedrock")
 		}
 		var out cohereResponse
-		if err := p.invoke(ctx, req.Model, cohereRequest{Texts: req.Texts, InputType: p.cohereInputType}, &out); err != nil {
+		n, err := p.invoke(ctx, req.Model, cohereRequest{Texts: req.Texts, InputType: p.cohereInputType}, &out)
+		if err != nil {
 			return nil, err
+		}
+		resp.PromptTokens = n
+		if n < 0 { // no count header: the gateway's estimate, marked as such
+			resp.PromptTokens, resp.UsageEstimated = 0, true
+			for _, s := range req.Texts {
+				resp.PromptTokens += int32(llm.TokensForChars(len(s)))
+			}
 		}
 		if len(out.Embeddings) != len(req.Texts) {
 			return nil, p.badAnswer(fmt.Errorf("%d embeddings for %d inputs", len(out.Embeddings), len(req.Texts)))
@@ -83,7 +95,7 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	}
 	for _, text := range req.Texts {
 		var out titanResponse
-		if err := p.invoke(ctx, req.Model, titanRequest{InputText: text, Dimensions: req.Dimensions, Normalize: aws.Bool(true)}, &out); err != nil {
+		if _, err := p.invoke(ctx, req.Model, titanRequest{InputText: text, Dimensions: req.Dimensions, Normalize: aws.Bool(true)}, &out); err != nil {
 			return nil, err
 		}
 		if len(out.Embedding) == 0 {
@@ -95,20 +107,28 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	return resp, nil
 }
 
-func (p *Provider) invoke(ctx context.Context, model string, body, out any) error {
+// invoke calls InvokeModel with body as JSON and decodes the answer into out. It returns the
+// answer's X-Amzn-Bedrock-Input-Token-Count header, or -1 when there is none.
+func (p *Provider) invoke(ctx context.Context, model string, body, out any) (int32, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return llm.Wrap(llm.KindInternal, fmt.Errorf("bedrock: encode request: %w", err), "")
+		return 0, llm.Wrap(llm.KindInternal, fmt.Errorf("bedrock: encode request: %w", err), "")
 	}
 	res, err := p.client.InvokeModel(ctx, &bedrockruntime.InvokeModelInput{ModelId: aws.String(model), Body: b,
 		ContentType: aws.String("application/json"), Accept: aws.String("application/json")})
 	if err != nil {
-		return classify(ctx, p.cfg.Name, err, false)
+		return 0, classify(ctx, p.cfg.Name, err, false)
 	}
 	if err := json.Unmarshal(res.Body, out); err != nil {
-		return p.badAnswer(fmt.Errorf("decode answer: %w", err))
+		return 0, p.badAnswer(fmt.Errorf("decode answer: %w", err))
 	}
-	return nil
+	n := int32(-1)
+	if raw, ok := awsmiddleware.GetRawResponse(res.ResultMetadata).(*smithyhttp.Response); ok {
+		if v, err := strconv.ParseInt(raw.Header.Get("X-Amzn-Bedrock-Input-Token-Count"), 10, 32); err == nil && v >= 0 {
+			n = int32(v)
+		}
+	}
+	return n, nil
 }
 
 func (p *Provider) badAnswer(err error) *llm.Error {
