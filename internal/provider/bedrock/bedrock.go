@@ -9,8 +9,8 @@
 //
 // Configuration: cfg.BaseURL, when set, overrides the regional endpoint
 // (https://bedrock-runtime.{region}.amazonaws.com), for VPC endpoints and tests. cfg.APIKey is
-// refused: Bedrock signs requests with AWS credentials. cfg.Headers are not sent (the SDK builds
-// the requests). Credentials come from the SDK's default chain (environment, shared config and
+// refused: Bedrock signs requests with AWS credentials; so are cfg.Headers (the SDK builds and
+// signs the requests). Credentials come from the SDK's default chain (environment, shared config and
 // credentials files, web identity, ECS and EC2 instance roles) unless static keys are given.
 // cfg.Options keys:
 //
@@ -92,6 +92,9 @@ func New(cfg provider.Config) (llm.Provider, error) {
 func newProvider(cfg provider.Config, httpClient aws.HTTPClient) (*Provider, error) {
 	if cfg.APIKey != "" {
 		return nil, errors.New("bedrock.New: api_key is not used: Bedrock signs with AWS credentials (options access_key_id/secret_access_key, or the default credential chain)")
+	}
+	if len(cfg.Headers) > 0 {
+		return nil, errors.New("bedrock.New: headers are not supported (the AWS SDK builds and signs the requests)")
 	}
 	for k := range cfg.Options {
 		if !slices.Contains(knownOptions, k) {

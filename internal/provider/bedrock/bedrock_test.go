@@ -292,6 +292,9 @@ func TestNewValidates(t *testing.T) {
 	if _, err := bedrock.New(provider.Config{Name: "aws", APIKey: "k", Options: map[string]string{"region": "us-east-1"}}); err == nil {
 		t.Error("New accepted an api_key")
 	}
+	if _, err := bedrock.New(provider.Config{Name: "aws", Headers: map[string]string{"X-A": "b"}, Options: map[string]string{"region": "us-east-1"}}); err == nil {
+		t.Error("New accepted headers")
+	}
 	t.Setenv("AWS_REGION", "")
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")

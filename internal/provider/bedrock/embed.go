@@ -63,7 +63,9 @@ func (p *Provider) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.E
 	}
 	family := embedFamily(req.Model)
 	if family == "" {
-		return nil, invalid("model", "bedrock: %q is not a Titan (amazon.titan-embed-*) or Cohere (cohere.embed-*) embedding model", req.Model)
+		e := invalid("model", "bedrock: %q is not a Titan (amazon.titan-embed-*) or Cohere (cohere.embed-*) embedding model", req.Model)
+		e.Provider = p.cfg.Name
+		return nil, e
 	}
 	if req.User != "" {
 		llm.Warn(ctx, "bedrock: user is not supported and was dropped")
