@@ -219,7 +219,7 @@ func TestEmbed(t *testing.T) {
 	var titanCalls []map[string]any
 	_, p := fake(t, func(w http.ResponseWriter, r *http.Request, c *providertest.Call, body []byte) {
 		w.Header().Set("Content-Type", "application/json")
-		if strings.HasPrefix(c.Embed.Model, "cohere.") {
+		if strings.Contains(c.Embed.Model, "cohere.embed") {
 			var req struct {
 				Texts     []string `json:"texts"`
 				InputType string   `json:"input_type"`
@@ -263,12 +263,14 @@ func TestEmbed(t *testing.T) {
 		}
 	}
 
-	resp, err = p.Embed(t.Context(), &llm.EmbeddingRequest{Model: "cohere.embed-english-v3", Texts: texts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(resp.Vectors, want) || resp.PromptTokens != 6 || resp.UsageEstimated {
-		t.Errorf("cohere: vectors %v tokens %d estimated %v, want the header's 6", resp.Vectors, resp.PromptTokens, resp.UsageEstimated)
+	for _, m := range []string{"cohere.embed-english-v3", "global.cohere.embed-v4:0"} {
+		resp, err = p.Embed(t.Context(), &llm.EmbeddingRequest{Model: m, Texts: texts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(resp.Vectors, want) || resp.PromptTokens != 6 || resp.UsageEstimated {
+			t.Errorf("%s: vectors %v tokens %d estimated %v, want the header's 6", m, resp.Vectors, resp.PromptTokens, resp.UsageEstimated)
+		}
 	}
 	_, err = p.Embed(t.Context(), &llm.EmbeddingRequest{Model: "cohere.embed-english-v3", Texts: texts, Dimensions: llm.Ptr[int32](256)})
 	providertest.WantError(t, err, llm.KindInvalidArgument, "")

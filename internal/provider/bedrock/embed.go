@@ -16,12 +16,14 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/wireutil"
 )
 
-// Embedding model families, chosen by model id prefix. A cross-region inference profile id
-// ("us.cohere.embed-v4:0") has a region prefix before the family.
+// embedFamily chooses the embedding request shape by model id prefix. An inference profile id
+// ("us.cohere.embed-v4:0", "global.…") has a geography before the model id, which is skipped.
 func embedFamily(model string) string {
 	m := model
-	if i := strings.IndexByte(m, '.'); i >= 0 && i <= 4 && !strings.HasPrefix(m, "amazon.") && !strings.HasPrefix(m, "cohere.") {
-		m = m[i+1:] // us., eu., apac., global.
+	if !strings.HasPrefix(m, "amazon.") && !strings.HasPrefix(m, "cohere.") {
+		if _, rest, ok := strings.Cut(m, "."); ok {
+			m = rest
+		}
 	}
 	switch {
 	case strings.HasPrefix(m, "amazon.titan-embed"):
