@@ -312,11 +312,12 @@ func TestRedacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Providers[0].Headers = map[string]string{"X-Org": "org-secret"}
+	c.Providers[1].Options = map[string]string{"secret_access_key": "aws-secret-key", "session_token": "aws-session-token", "region": "us-east-1"}
 	out, err := c.Redacted()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"sk-openai-secret", "sk-ant-secret", "AIza-gemini-secret", "sk-deepseek-secret", "sy-client-secret", "org-secret"} {
+	for _, secret := range []string{"sk-openai-secret", "sk-ant-secret", "AIza-gemini-secret", "sk-deepseek-secret", "sy-client-secret", "org-secret", "aws-secret-key", "aws-session-token"} {
 		if bytes.Contains(out, []byte(secret)) {
 			t.Errorf("redacted config contains %q:\n%s", secret, out)
 		}
