@@ -73,6 +73,13 @@ func classify(ctx context.Context, provider string, err error, midStream bool) *
 			}
 			return e
 		}
+		if strings.Contains(err.Error(), "get identity: ") {
+			// The SDK's text (bedrockruntime's auth.go) for a credential chain that found no
+			// credentials, or whose source (STS, SSO, IMDS) failed; it has no error type.
+			e := llm.Wrap(llm.KindUnauthenticated, err, "the gateway has no valid AWS credentials for the upstream provider")
+			e.Provider, e.UpstreamMessage = provider, wireutil.Truncate(err.Error(), wireutil.MaxUpstreamMessage)
+			return e
+		}
 		return wireutil.ClassifyTransport(ctx, provider, err, midStream)
 	}
 	code, msg := ae.ErrorCode(), ae.ErrorMessage()
