@@ -232,7 +232,9 @@ func TestEmbed(t *testing.T) {
 			for i, s := range req.Texts {
 				vecs[i] = providertest.EmbeddingVector(s)
 			}
-			w.Header().Set("X-Amzn-Bedrock-Input-Token-Count", "6")
+			if !strings.HasSuffix(c.Embed.Model, "no-count") {
+				w.Header().Set("X-Amzn-Bedrock-Input-Token-Count", "6")
+			}
 			_ = json.NewEncoder(w).Encode(map[string]any{"id": "x", "embeddings": vecs, "texts": req.Texts})
 			return
 		}
@@ -271,6 +273,13 @@ func TestEmbed(t *testing.T) {
 		if !reflect.DeepEqual(resp.Vectors, want) || resp.PromptTokens != 6 || resp.UsageEstimated {
 			t.Errorf("%s: vectors %v tokens %d estimated %v, want the header's 6", m, resp.Vectors, resp.PromptTokens, resp.UsageEstimated)
 		}
+	}
+	resp, err = p.Embed(t.Context(), &llm.EmbeddingRequest{Model: "cohere.embed-no-count", Texts: texts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int32(2 + 1 + 3); resp.PromptTokens != want || !resp.UsageEstimated { // chars/4, rounded up, per input
+		t.Errorf("without the count header: tokens %d estimated %v, want %d estimated", resp.PromptTokens, resp.UsageEstimated, want)
 	}
 	_, err = p.Embed(t.Context(), &llm.EmbeddingRequest{Model: "cohere.embed-english-v3", Texts: texts, Dimensions: llm.Ptr[int32](256)})
 	providertest.WantError(t, err, llm.KindInvalidArgument, "")
