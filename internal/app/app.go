@@ -67,8 +67,9 @@ func newRegistry() *provider.Registry {
 
 // batchingTypes are the provider types whose adapters serve embeddings with many inputs in one
 // upstream call, so that a provider's `batching` block may merge requests (anthropic has no
-// embeddings). TestBatchingTypes checks the list against the adapters.
-var batchingTypes = []string{"openai", "azure", "gemini", "ollama", "grpc", "kserve", "mock"}
+// embeddings; bedrock's Cohere models take many inputs, its Titan ones one per call). TestBatchingTypes
+// checks the list against the adapters.
+var batchingTypes = []string{"openai", "azure", "gemini", "ollama", "grpc", "kserve", "mock", "bedrock"}
 
 // buildRouter builds every configured provider and a router over them and the routes, aliases
 // and prices, with fresh live state (breakers, latency figures). Start and reloads (reload.go)

@@ -402,6 +402,9 @@ func TestBatchingTypes(t *testing.T) {
 		if typ == "kserve" || typ == "grpc" {
 			cfg.BaseURL = "127.0.0.1:1"
 		}
+		if typ == "bedrock" { // AWS credentials, not an api_key; a region
+			cfg.APIKey, cfg.Options = "", map[string]string{"region": "us-east-1"}
+		}
 		p, err := reg.New(cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", typ, err)
