@@ -33,6 +33,7 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
 	"github.com/switchyard/switchyard/internal/provider/azure"
 	"github.com/switchyard/switchyard/internal/provider/cohere"
+	"github.com/switchyard/switchyard/internal/provider/bedrock"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
 	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
 	"github.com/switchyard/switchyard/internal/provider/kserve"
@@ -58,6 +59,7 @@ func newRegistry() *provider.Registry {
 	reg.Register("anthropic", anthropic.New) // Anthropic Messages API
 	reg.Register("gemini", gemini.New)       // Google Gemini (Generative Language API)
 	reg.Register("cohere", cohere.New)       // Cohere v2: chat, embed, rerank
+	reg.Register("bedrock", bedrock.New)     // AWS Bedrock runtime (Converse, InvokeModel embeddings)
 	reg.Register("ollama", ollama.New)       // Ollama's native /api/chat and /api/embed
 	reg.Register("grpc", grpcupstream.New)   // any server implementing switchyard.v1 (another Switchyard, in-house models)
 	reg.Register("kserve", kserve.New)       // KServe v2 / Triton inference protocol (TensorRT-LLM)
@@ -67,8 +69,9 @@ func newRegistry() *provider.Registry {
 
 // batchingTypes are the provider types whose adapters serve embeddings with many inputs in one
 // upstream call, so that a provider's `batching` block may merge requests (anthropic has no
-// embeddings). TestBatchingTypes checks the list against the adapters.
-var batchingTypes = []string{"openai", "azure", "gemini", "cohere", "ollama", "grpc", "kserve", "mock"}
+// embeddings; bedrock's Cohere models take many inputs, its Titan ones one per call). TestBatchingTypes
+// checks the list against the adapters.
+var batchingTypes = []string{"openai", "azure", "gemini", "cohere", "ollama", "grpc", "kserve", "mock", "bedrock"}
 
 // buildRouter builds every configured provider and a router over them and the routes, aliases
 // and prices, with fresh live state (breakers, latency figures). Start and reloads (reload.go)

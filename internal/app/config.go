@@ -513,10 +513,12 @@ func parseLevel(s string) (slog.Level, error) {
 }
 
 // secretKeys are mapping keys whose values Redacted hides, wherever they appear.
-var secretKeys = []string{"api_key", "key", "password", "secret", "hmac_secret", "token", "dsn"} // a DSN may hold a password
+var secretKeys = []string{"api_key", "key", "password", "secret", "hmac_secret", "token", "dsn", // a DSN may hold a password
+	"secret_access_key", "session_token"} // AWS credentials in a bedrock provider's options
 
 // Redacted returns the effective config as YAML with secrets replaced by "REDACTED": every
-// api_key, key, password, secret and token value and every header value.
+// api_key, key, password, secret, token, secret_access_key and session_token value and every
+// header value.
 func (c *Config) Redacted() ([]byte, error) {
 	var n yaml.Node
 	if err := n.Encode(c); err != nil {

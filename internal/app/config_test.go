@@ -313,11 +313,12 @@ func TestRedacted(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Providers[0].Headers = map[string]string{"X-Org": "org-secret"}
+	c.Providers[1].Options = map[string]string{"secret_access_key": "aws-secret-key", "session_token": "aws-session-token", "region": "us-east-1"}
 	out, err := c.Redacted()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"sk-openai-secret", "sk-ant-secret", "AIza-gemini-secret", "sk-deepseek-secret", "sy-client-secret", "org-secret"} {
+	for _, secret := range []string{"sk-openai-secret", "sk-ant-secret", "AIza-gemini-secret", "sk-deepseek-secret", "sy-client-secret", "org-secret", "aws-secret-key", "aws-session-token"} {
 		if bytes.Contains(out, []byte(secret)) {
 			t.Errorf("redacted config contains %q:\n%s", secret, out)
 		}
@@ -401,6 +402,9 @@ func TestBatchingTypes(t *testing.T) {
 		cfg := provider.Config{Name: "p", Type: typ, BaseURL: "http://127.0.0.1:1", APIKey: "k", Batching: &batch.Config{}}
 		if typ == "kserve" || typ == "grpc" {
 			cfg.BaseURL = "127.0.0.1:1"
+		}
+		if typ == "bedrock" { // AWS credentials, not an api_key; a region
+			cfg.APIKey, cfg.Options = "", map[string]string{"region": "us-east-1"}
 		}
 		p, err := reg.New(cfg)
 		if err != nil {

@@ -259,7 +259,8 @@ type EmbeddingResponse struct {
 	Vectors      [][]float32
 	PromptTokens int32
 	// UsageEstimated says PromptTokens is the gateway's estimate: this caller's share of a
-	// merged (micro-batched) upstream call's count. Never set by an adapter.
+	// merged (micro-batched) upstream call's count, or, set by an adapter, an estimate for an
+	// upstream that reported no count (bedrock's Cohere embeddings without the count header).
 	UsageEstimated bool
 }
 

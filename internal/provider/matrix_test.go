@@ -9,6 +9,7 @@ import (
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
 	"github.com/switchyard/switchyard/internal/provider/azure"
 	"github.com/switchyard/switchyard/internal/provider/cohere"
+	"github.com/switchyard/switchyard/internal/provider/bedrock"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
 	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
 	"github.com/switchyard/switchyard/internal/provider/kserve"
@@ -26,6 +27,7 @@ var columns = []matrix.Column{
 	{Name: "anthropic", Rules: anthropic.ParamRules()},
 	{Name: "gemini", Rules: gemini.ParamRules()},
 	{Name: "cohere", Rules: cohere.ParamRules()},
+	{Name: "bedrock", Rules: bedrock.ParamRules()},
 	{Name: "ollama", Rules: ollama.ParamRules()},
 	{Name: "grpc", Rules: grpcupstream.ParamRules()},
 	{Name: "kserve", Rules: kserve.ParamRules()},
