@@ -465,6 +465,9 @@ func (c *Config) validate(providerTypes []string) error {
 		if p.Timeout < 0 {
 			add("%s: timeout must not be negative", where)
 		}
+		if err := provider.ValidateTemperatureMapping(p.TemperatureMapping); err != nil {
+			add("%s: %w", where, err)
+		}
 		if err := provider.ValidateTransport(p); err != nil {
 			add("%s: %w", where, err)
 		}

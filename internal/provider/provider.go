@@ -43,6 +43,11 @@ type Config struct {
 	// aliases pointing at it (nil: DESIGN.md's default, 1s doubling, at most 3 retries). Routes
 	// keep their own retry: block. The router validates and applies it (docs/routing.md).
 	Retry *RetryConfig `yaml:"retry,omitempty"`
+	// TemperatureMapping says how an OpenAI-range temperature (0–2) reaches an upstream whose
+	// range is narrower (Anthropic's 0–1): "clamp" (the default: values above the native maximum
+	// are cut to it, with a warning) or "linear" (t × native_max / 2, keeping the relative
+	// position). Adapters whose range is OpenAI's send temperature unchanged either way.
+	TemperatureMapping string `yaml:"temperature_mapping,omitempty"`
 	// Options are settings specific to one provider type (api_version, num_ctx, ...). Each
 	// adapter package documents its keys and validates them in New.
 	Options map[string]string `yaml:"options,omitempty"`
