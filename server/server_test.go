@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -104,7 +105,12 @@ type clients struct {
 // start serves Register over bufconn with only an error-mapping interceptor.
 func start(t *testing.T, backends map[string]router.Backend, aliases map[string]string) clients {
 	t.Helper()
-	rt, err := router.New(backends, aliases)
+	// Pinned names keep the retry policy, with backoffs short enough for a fast suite.
+	fast := map[string]router.RetryConfig{}
+	for name := range backends {
+		fast[name] = router.RetryConfig{InitialBackoff: time.Millisecond, RetryAfterCap: time.Millisecond}
+	}
+	rt, err := router.Build(backends, router.Config{Aliases: aliases, ProviderRetry: fast}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
@@ -138,7 +139,8 @@ func startSessionsWith(t testing.TB, cfg session.Config, store session.Store) se
 func startSessionsOn(t testing.TB, m *session.Manager, store session.Store) sessionClients {
 	t.Helper()
 	up := &echoProvider{}
-	rt, err := router.New(map[string]router.Backend{"up": {Provider: up}}, nil)
+	rt, err := router.Build(map[string]router.Backend{"up": {Provider: up}}, router.Config{ // short backoffs: a fast suite
+		ProviderRetry: map[string]router.RetryConfig{"up": {InitialBackoff: time.Millisecond, RetryAfterCap: time.Millisecond}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

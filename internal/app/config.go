@@ -59,8 +59,8 @@ type Config struct {
 	Log       LogConfig         `yaml:"log"`
 	Auth      auth.Config       `yaml:"auth"`
 	Providers []provider.Config `yaml:"providers"`
-	// Aliases maps a model name clients may use to "provider/model": a route with one target and
-	// the default retry and breaker policies.
+	// Aliases maps a model name clients may use to "provider/model": a route with one target,
+	// its provider's retry: policy (default DESIGN.md's) and the default breaker policy.
 	Aliases map[string]string `yaml:"aliases,omitempty"`
 	// Routes are model names served by several targets with a strategy, retries, a circuit
 	// breaker and fallbacks (docs/routing.md).
@@ -82,7 +82,18 @@ type Config struct {
 
 // routerConfig is the routing part of c.
 func (c *Config) routerConfig() router.Config {
-	return router.Config{Routes: c.Routes, Aliases: c.Aliases, Prices: c.Prices}
+	rc := router.Config{Routes: c.Routes, Aliases: c.Aliases, Prices: c.Prices}
+	for _, p := range c.Providers {
+		if p.Retry != nil {
+			if rc.ProviderRetry == nil {
+				rc.ProviderRetry = map[string]router.RetryConfig{}
+			}
+			// A conversion, not a copy field by field: it compiles only while the two types
+			// have the same fields.
+			rc.ProviderRetry[p.Name] = router.RetryConfig(*p.Retry)
+		}
+	}
+	return rc
 }
 
 // ServerConfig configures the three listeners. Addresses are host:port; port 0 picks a free port
@@ -454,6 +465,9 @@ func (c *Config) validate(providerTypes []string) error {
 		}
 		if p.Timeout < 0 {
 			add("%s: timeout must not be negative", where)
+		}
+		if err := provider.ValidateTemperatureMapping(p.TemperatureMapping); err != nil {
+			add("%s: %w", where, err)
 		}
 		if err := provider.ValidateTransport(p); err != nil {
 			add("%s: %w", where, err)

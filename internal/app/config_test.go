@@ -202,6 +202,12 @@ func TestValidate(t *testing.T) {
 		{"provider HTTP/2 unknown", base + "  - {name: up, type: openai, base_url: 'http://x/v1', http2: h3}\n", `providers[1] (up): http2: "h3" is not auto, off or h2c`},
 		{"provider negative conns", base + "  - {name: up, type: openai, base_url: 'http://x/v1', max_conns_per_host: -1}\n", "max_conns_per_host must not be negative"},
 		{"provider negative idle timeout", base + "  - {name: up, type: openai, base_url: 'http://x/v1', idle_conn_timeout: -1s}\n", "idle_conn_timeout must not be negative"},
+		{"temperature mapping linear", base + "  - {name: a, type: anthropic, api_key: k, temperature_mapping: linear}\n", ""},
+		{"temperature mapping clamp", base + "  - {name: a, type: anthropic, api_key: k, temperature_mapping: clamp}\n", ""},
+		{"temperature mapping unknown", base + "  - {name: a, type: anthropic, api_key: k, temperature_mapping: log}\n", `providers[1] (a): temperature_mapping: "log" is not clamp or linear`},
+		{"provider retry", base + "  - {name: up, type: openai, base_url: 'http://x/v1', retry: {max_retries: 0, initial_backoff: 100ms, multiplier: 3, max_backoff: 1s, retry_after_cap: 5s}}\n", ""},
+		{"provider retry multiplier below 1", base + "  - {name: up, type: openai, base_url: 'http://x/v1', retry: {multiplier: 0.5}}\n", "providers (up).retry.multiplier: must be at least 1"},
+		{"provider retry negative", base + "  - {name: up, type: openai, base_url: 'http://x/v1', retry: {max_retries: -1}}\n", "providers (up).retry.max_retries: must not be negative"},
 		{"unknown auth mode", base + "auth: {mode: magic}\n", "auth"},
 		{"api_key mode without keys", base + "auth: {mode: api_key}\n", "api_keys"},
 

@@ -69,6 +69,13 @@ type builtProvider struct {
 	p   llm.Provider
 }
 
+// sameProvider reports whether a and b build the same provider: retry: is the router's policy,
+// applied by the new router, so a change there alone keeps the provider and its connections.
+func sameProvider(a, b provider.Config) bool {
+	a.Retry, b.Retry = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
 // buildBackends builds every provider of cfg, reusing those of reuse whose config is unchanged.
 // On failure it closes what it built.
 func buildBackends(reg *provider.Registry, cfg *Config, reuse map[string]builtProvider) (map[string]router.Backend, map[string]builtProvider, error) {
@@ -76,7 +83,7 @@ func buildBackends(reg *provider.Registry, cfg *Config, reuse map[string]builtPr
 	built := make(map[string]builtProvider, len(cfg.Providers))
 	for _, pc := range cfg.Providers {
 		bp, ok := reuse[pc.Name]
-		if !ok || !reflect.DeepEqual(bp.cfg, pc) {
+		if !ok || !sameProvider(bp.cfg, pc) {
 			p, err := reg.New(pc)
 			if err == nil && pc.Batching != nil {
 				if bp, berr := batch.Wrap(p, *pc.Batching, tenantOf); berr != nil {

@@ -568,3 +568,19 @@ func TestCanaryRollsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestSameProviderIgnoresRetry: a reload that changes only a provider's retry: keeps the built
+// provider (the new router applies the policy); any other change rebuilds it.
+func TestSameProviderIgnoresRetry(t *testing.T) {
+	one := 1
+	a := provider.Config{Name: "up", Type: "openai", BaseURL: "http://x/v1"}
+	b := a
+	b.Retry = &provider.RetryConfig{MaxRetries: &one}
+	if !sameProvider(a, b) {
+		t.Error("a retry: change alone rebuilds the provider")
+	}
+	b.TemperatureMapping = provider.TemperatureLinear
+	if sameProvider(a, b) {
+		t.Error("a temperature_mapping change keeps the old provider")
+	}
+}

@@ -6,10 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
 	"github.com/switchyard/switchyard/internal/provider/azure"
-	"github.com/switchyard/switchyard/internal/provider/cohere"
 	"github.com/switchyard/switchyard/internal/provider/bedrock"
+	"github.com/switchyard/switchyard/internal/provider/cohere"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
 	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
 	"github.com/switchyard/switchyard/internal/provider/kserve"
@@ -79,4 +80,53 @@ func lineDiff(got, want string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestTemperatureMappingRules: every adapter whose temperature range is bounded and differs from
+// OpenAI's 0–2 clamps or scales it under temperature_mapping, and its matrix cell states both
+// rules (its own tests check each; see anthropic's TestParamRules).
+func TestTemperatureMappingRules(t *testing.T) {
+	for _, c := range columns {
+		for _, r := range c.Rules {
+			if r.Param != "temperature" || r.Action != provider.ParamClamp || r.Range == "0–2" {
+				continue
+			}
+			if !strings.Contains(r.Note, "temperature_mapping clamp (default)") || !strings.Contains(r.Note, "linear:") {
+				t.Errorf("%s: temperature range %s differs from OpenAI's 0–2: its rule must state both temperature_mapping rules (\"temperature_mapping clamp (default): …; linear: …\"), got %q", c.Name, r.Range, r.Note)
+			}
+		}
+	}
+}
+
+func TestMapTemperature(t *testing.T) {
+	cases := []struct {
+		mode        string
+		t, max      float64
+		want        float64
+		wantClamped bool
+	}{
+		{"", 0.7, 1, 0.7, false},
+		{"clamp", 0.7, 1, 0.7, false},
+		{"clamp", 1.6, 1, 1, true},
+		{"clamp", -0.5, 1, 0, true},
+		{"linear", 0.7, 1, 0.35, false},
+		{"linear", 2, 1, 1, false},
+		{"linear", 0, 1, 0, false},
+		{"linear", 1.2, 2, 1.2, false}, // a 0–2 upstream: identity
+		{"linear", 3, 1, 1, true},      // outside 0–2 (the edge refuses it; adapters still cut it)
+	}
+	for _, c := range cases {
+		got, clamped := provider.MapTemperature(c.mode, c.t, c.max)
+		if got != c.want || clamped != c.wantClamped {
+			t.Errorf("MapTemperature(%q, %v, %v) = %v, %v; want %v, %v", c.mode, c.t, c.max, got, clamped, c.want, c.wantClamped)
+		}
+	}
+	for _, m := range []string{"", "clamp", "linear"} {
+		if err := provider.ValidateTemperatureMapping(m); err != nil {
+			t.Errorf("ValidateTemperatureMapping(%q) = %v", m, err)
+		}
+	}
+	if err := provider.ValidateTemperatureMapping("log"); err == nil || !strings.Contains(err.Error(), `"log" is not clamp or linear`) {
+		t.Errorf("ValidateTemperatureMapping(log) = %v", err)
+	}
 }

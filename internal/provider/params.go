@@ -1,5 +1,7 @@
 package provider
 
+import "fmt"
+
 // ParamRule documents how an adapter converts one canonical request parameter to its native
 // protocol. The rules of every adapter form the parameter conversion matrix in docs/providers.md,
 // which a test regenerates and compares; each adapter's own tests check each of its rules.
@@ -24,6 +26,38 @@ const (
 	ParamDrop   ParamAction = "drop"   // not sent; a warning is recorded
 	ParamReject ParamAction = "reject" // refused with KindInvalidArgument
 )
+
+// Temperature mappings (Config.TemperatureMapping). "" is TemperatureClamp.
+const (
+	TemperatureClamp  = "clamp"
+	TemperatureLinear = "linear"
+)
+
+// OpenAIMaxTemperature is the top of the canonical (OpenAI) temperature range, 0–2.
+const OpenAIMaxTemperature = 2.0
+
+// ValidateTemperatureMapping reports an unknown temperature_mapping value.
+func ValidateTemperatureMapping(mode string) error {
+	switch mode {
+	case "", TemperatureClamp, TemperatureLinear:
+		return nil
+	}
+	return fmt.Errorf("temperature_mapping: %q is not clamp or linear", mode)
+}
+
+// MapTemperature converts a canonical temperature t (OpenAI's 0–2) into a native range
+// 0–nativeMax under mode: TemperatureClamp (or "") keeps t and cuts it into the range;
+// TemperatureLinear scales it, t × nativeMax / 2, then cuts it into the range. clamped reports
+// that the range cut changed the value (the caller warns); the linear scaling itself is the
+// configured conversion and is not a warning.
+func MapTemperature(mode string, t, nativeMax float64) (v float64, clamped bool) {
+	v = t
+	if mode == TemperatureLinear {
+		v = t * nativeMax / OpenAIMaxTemperature
+	}
+	c := min(max(v, 0), nativeMax)
+	return c, c != v
+}
 
 // CanonicalParams lists the canonical parameters every adapter documents, in matrix order.
 var CanonicalParams = []string{

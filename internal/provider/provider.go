@@ -39,9 +39,29 @@ type Config struct {
 	// upstream offers it by ALPN, else HTTP/1.1), "off" (HTTP/1.1 only) or "h2c" (HTTP/2 only:
 	// without TLS by prior knowledge for http:// URLs, by ALPN for https:// ones).
 	HTTP2 string `yaml:"http2,omitempty"`
+	// Retry is the retry policy of this provider's pinned names ("name/model") and of the
+	// aliases pointing at it (nil: DESIGN.md's default, 1s doubling, at most 3 retries). Routes
+	// keep their own retry: block. The router validates and applies it (docs/routing.md).
+	Retry *RetryConfig `yaml:"retry,omitempty"`
+	// TemperatureMapping says how an OpenAI-range temperature (0–2) reaches an upstream whose
+	// range is narrower (Anthropic's 0–1): "clamp" (the default: values above the native maximum
+	// are cut to it, with a warning) or "linear" (t × native_max / 2, keeping the relative
+	// position). Adapters whose range is OpenAI's send temperature unchanged either way.
+	TemperatureMapping string `yaml:"temperature_mapping,omitempty"`
 	// Options are settings specific to one provider type (api_version, num_ctx, ...). Each
 	// adapter package documents its keys and validates them in New.
 	Options map[string]string `yaml:"options,omitempty"`
+}
+
+// RetryConfig is the YAML shape of a provider's retry: block. It has router.RetryConfig's fields
+// (internal/app converts one to the other, which keeps the two identical; this package may not
+// import the router); zero fields take DESIGN.md's defaults.
+type RetryConfig struct {
+	MaxRetries     *int          `yaml:"max_retries,omitempty"`     // retries after the first attempt; default 3, 0 disables
+	InitialBackoff time.Duration `yaml:"initial_backoff,omitempty"` // ceiling of the first backoff; default 1s
+	Multiplier     float64       `yaml:"multiplier,omitempty"`      // ceiling growth per retry; default 2
+	MaxBackoff     time.Duration `yaml:"max_backoff,omitempty"`     // largest ceiling; default 30s
+	RetryAfterCap  time.Duration `yaml:"retry_after_cap,omitempty"` // largest Retry-After honoured; default 30s
 }
 
 // Factory builds a provider from its configuration.

@@ -57,11 +57,15 @@ const (
 // table. The YAML fields are the top-level routes:, aliases: and prices: of the config file.
 type Config struct {
 	Routes []RouteConfig
-	// Aliases maps a name to one "provider/model"; each is a route with one target and the
-	// default policies.
+	// Aliases maps a name to one "provider/model"; each is a route with one target, its
+	// provider's retry policy (ProviderRetry, else the default) and the default breaker.
 	Aliases map[string]string
 	// Prices maps "provider/model" to its price; a route target's own price overrides it.
 	Prices map[string]PriceConfig
+	// ProviderRetry maps a provider name to the retry policy of its pinned names
+	// ("provider/model") and of the aliases that point at it (the provider entry's retry: block).
+	// A provider absent here gets DESIGN.md's default policy, as routes do.
+	ProviderRetry map[string]RetryConfig
 }
 
 // RouteConfig configures one route: a name clients use as their model, and its targets.
@@ -105,7 +109,8 @@ type PriceConfig struct {
 	OutputPricePerMTok float64 `yaml:"output_price_per_mtok"`
 }
 
-// RetryConfig is a route's retry policy; zero fields take DESIGN.md's defaults.
+// RetryConfig is a route's retry policy, or a provider's for its pinned names
+// (Config.ProviderRetry); zero fields take DESIGN.md's defaults.
 type RetryConfig struct {
 	MaxRetries     *int          `yaml:"max_retries,omitempty"`     // retries after the first attempt, per target; default 3, 0 disables
 	InitialBackoff time.Duration `yaml:"initial_backoff,omitempty"` // ceiling of the first backoff; default 1s
@@ -242,16 +247,7 @@ func (cfg Config) Validate(models map[string][]string) error {
 				add("%s: prices must not be negative", tw)
 			}
 		}
-		rc := r.Retry
-		if rc.MaxRetries != nil && *rc.MaxRetries < 0 {
-			add("%s.retry.max_retries: must not be negative", where)
-		}
-		if rc.InitialBackoff < 0 || rc.MaxBackoff < 0 || rc.RetryAfterCap < 0 {
-			add("%s.retry: durations must not be negative", where)
-		}
-		if rc.Multiplier != 0 && rc.Multiplier < 1 {
-			add("%s.retry.multiplier: must be at least 1, got %v", where, rc.Multiplier)
-		}
+		r.Retry.validate(where+".retry", add)
 		b := r.Breaker
 		if b.ErrorRate > 1 {
 			add("%s.breaker.error_rate: must be at most 1, got %v", where, b.ErrorRate)
@@ -264,6 +260,13 @@ func (cfg Config) Validate(models map[string][]string) error {
 		}
 		validateLive(where, r, checkTarget, add)
 	}
+	for _, prov := range slices.Sorted(maps.Keys(cfg.ProviderRetry)) {
+		where := fmt.Sprintf("providers (%s).retry", prov)
+		if _, known := models[prov]; !known {
+			add("%s: unknown provider %q", where, prov)
+		}
+		cfg.ProviderRetry[prov].validate(where, add)
+	}
 	for _, m := range slices.Sorted(maps.Keys(cfg.Prices)) {
 		p := cfg.Prices[m]
 		checkTarget(fmt.Sprintf("prices: %q", m), m)
@@ -272,4 +275,17 @@ func (cfg Config) Validate(models map[string][]string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validate reports c's invalid fields through add; where names the retry block.
+func (c RetryConfig) validate(where string, add func(format string, args ...any)) {
+	if c.MaxRetries != nil && *c.MaxRetries < 0 {
+		add("%s.max_retries: must not be negative", where)
+	}
+	if c.InitialBackoff < 0 || c.MaxBackoff < 0 || c.RetryAfterCap < 0 {
+		add("%s: durations must not be negative", where)
+	}
+	if c.Multiplier != 0 && c.Multiplier < 1 {
+		add("%s.multiplier: must be at least 1, got %v", where, c.Multiplier)
+	}
 }

@@ -1,7 +1,8 @@
 // Package router decides which upstream serves a request and runs the attempts.
 //
-// A client names a model as "provider/model" (pinned: one target, no retries, no fallback) or as
-// a route: an alias (one target) or a configured route (several targets and a strategy). For each
+// A client names a model as "provider/model" (pinned: that target only, no fallback, retried
+// under its provider's retry policy) or as a route: an alias (one target) or a configured route
+// (several targets and a strategy). For each
 // request the Router returns a Plan: the route's targets ordered by its strategy, with their
 // scores and an explanation. The Plan's executor (Chat, ChatStream, Embed, Rerank) then runs attempts:
 // retries on one target under the route's retry policy, then falls back to the next candidate
@@ -109,9 +110,11 @@ type Router struct {
 	models   []ModelInfo
 	state    *State
 	prices   map[string]Price
-	pinned   route // the policies of "provider/model" requests
-	cfg      Config
-	inflight atomic.Int64 // executions and shadow calls running on this router's plans
+	pinned   route // the policies of "provider/model" requests; retry is the default one
+	// pinnedRetry holds the retry policies of providers with their own (Config.ProviderRetry).
+	pinnedRetry map[string]retryPolicy
+	cfg         Config
+	inflight    atomic.Int64 // executions and shadow calls running on this router's plans
 }
 
 // New returns a router over backends (keyed by provider name) and single-target aliases
@@ -136,13 +139,22 @@ func Build(backends map[string]Backend, cfg Config, state *State) (*Router, erro
 		state = NewState()
 	}
 	r := &Router{backends: backends, routes: map[string]*route{}, state: state, prices: map[string]Price{}, cfg: cfg}
-	r.pinned = route{strategy: strategyPinned, retry: RetryConfig{MaxRetries: new(int)}.policy(), breaker: BreakerConfig{}.policy()}
+	// Pinned names and aliases: DESIGN.md's retry policy on that one target, or the provider's own.
+	r.pinned = route{strategy: strategyPinned, retry: RetryConfig{}.policy(), breaker: BreakerConfig{}.policy()}
+	r.pinnedRetry = make(map[string]retryPolicy, len(cfg.ProviderRetry))
+	for prov, rc := range cfg.ProviderRetry {
+		r.pinnedRetry[prov] = rc.policy()
+	}
 	for m, p := range cfg.Prices {
 		r.prices[m] = Price{InputPerMTok: p.InputPricePerMTok, OutputPerMTok: p.OutputPricePerMTok}
 	}
 	routes := slices.Clone(cfg.Routes)
 	for _, alias := range sortedKeys(cfg.Aliases) {
-		routes = append(routes, RouteConfig{Name: alias, Targets: []TargetConfig{{Model: cfg.Aliases[alias]}}})
+		rc := RouteConfig{Name: alias, Targets: []TargetConfig{{Model: cfg.Aliases[alias]}}}
+		if prov, _, _ := strings.Cut(cfg.Aliases[alias], "/"); prov != "" {
+			rc.Retry = cfg.ProviderRetry[prov] // absent: the zero config, DESIGN.md's default
+		}
+		routes = append(routes, rc)
 	}
 	for _, rc := range routes {
 		rt := &route{name: rc.Name, strategy: rc.Strategy, retry: rc.Retry.policy(), breaker: rc.Breaker.policy(),
@@ -298,6 +310,9 @@ func (r *Router) Plan(model string, est Estimate) (*Plan, error) {
 		p := r.pinned
 		p.name = ""
 		p.targets = []Target{t}
+		if rp, ok := r.pinnedRetry[t.ProviderName]; ok {
+			p.retry = rp
+		}
 		rt = &p
 	}
 	p := r.plan(rt, est)

@@ -128,7 +128,8 @@ func TestStrategies(t *testing.T) {
 		},
 		{
 			name: "latency penalises the error rate",
-			cfg:  Config{Routes: []RouteConfig{testRoute(StrategyLatency, tgt("b/m2"), tgt("a/m1"))}},
+			cfg: Config{Routes: []RouteConfig{testRoute(StrategyLatency, tgt("b/m2"), tgt("a/m1"))},
+				ProviderRetry: map[string]RetryConfig{"b": {MaxRetries: new(int)}}}, // one failure, not retried
 			steps: map[string][]step{
 				"a/m1": {{latency: 20 * time.Millisecond}},
 				"b/m2": {{latency: 10 * time.Millisecond}, {err: upErr(llm.KindUpstream, 0)}},
@@ -641,6 +642,10 @@ func TestConfigValidate(t *testing.T) {
 		{"multiplier below 1", Config{Routes: []RouteConfig{{Name: "r", Targets: []TargetConfig{tgt("a/m1")}, Retry: RetryConfig{Multiplier: 0.5}}}}, "multiplier"},
 		{"error rate above 1", Config{Routes: []RouteConfig{{Name: "r", Targets: []TargetConfig{tgt("a/m1")}, Breaker: BreakerConfig{ErrorRate: 2}}}}, "error_rate"},
 		{"price of an unknown model", Config{Prices: map[string]PriceConfig{"a/m9": {}}}, "prices"},
+		{"provider retry", Config{ProviderRetry: map[string]RetryConfig{"a": {InitialBackoff: time.Second}}}, ""},
+		{"provider retry of an unknown provider", Config{ProviderRetry: map[string]RetryConfig{"z": {}}}, `providers (z).retry: unknown provider "z"`},
+		{"provider retry multiplier below 1", Config{ProviderRetry: map[string]RetryConfig{"a": {Multiplier: 0.5}}}, "providers (a).retry.multiplier"},
+		{"provider retry negative max_retries", Config{ProviderRetry: map[string]RetryConfig{"b": {MaxRetries: new(-1)}}}, "providers (b).retry.max_retries"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -670,5 +675,125 @@ func TestModelsAndResolve(t *testing.T) {
 	}
 	if _, err := e.r.Plan("nope", Estimate{}); llm.KindOf(err) != llm.KindNotFound {
 		t.Errorf("Plan(nope) = %v, want not_found", err)
+	}
+}
+
+// TestPinnedRetries: a pinned "provider/model" (and an alias) is retried on that target only,
+// under its provider's retry policy (DESIGN.md's by default), never fallen back.
+func TestPinnedRetries(t *testing.T) {
+	fail := func(k llm.Kind) []step { return []step{{err: upErr(k, 0)}} }
+	one := 1
+	cases := []struct {
+		name       string
+		model      string // default a/m1
+		a          []step
+		retry      map[string]RetryConfig
+		aliases    map[string]string
+		deadline   time.Duration
+		wantA      int
+		wantSleeps []time.Duration
+		wantKind   llm.Kind // 0: success
+	}{
+		{name: "429 then 200: one retry", a: []step{{err: upErr(llm.KindRateLimited, 0)}, {}}, wantA: 2,
+			wantSleeps: []time.Duration{500 * time.Millisecond}},
+		{name: "503 until the retries run out: DESIGN's 3 retries, no fallback", a: fail(llm.KindUnavailable), wantA: 4,
+			wantSleeps: []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}, wantKind: llm.KindUnavailable},
+		{name: "Retry-After honoured", a: []step{{err: upErr(llm.KindRateLimited, 7*time.Second)}, {}}, wantA: 2,
+			wantSleeps: []time.Duration{7 * time.Second}},
+		{name: "400 is not retried", a: fail(llm.KindInvalidArgument), wantA: 1, wantKind: llm.KindInvalidArgument},
+		{name: "billing quota is not retried", a: fail(llm.KindQuotaExceeded), wantA: 1, wantKind: llm.KindQuotaExceeded},
+		{name: "401 from the upstream is not retried", a: fail(llm.KindUnauthenticated), wantA: 1, wantKind: llm.KindUnauthenticated},
+		{name: "a backoff that would pass the deadline is not started", a: fail(llm.KindUpstream), deadline: 2500 * time.Millisecond,
+			wantA: 3, wantSleeps: []time.Duration{500 * time.Millisecond, time.Second}, wantKind: llm.KindUpstream},
+		{name: "provider max_retries 0: one attempt", a: fail(llm.KindUnavailable),
+			retry: map[string]RetryConfig{"a": {MaxRetries: new(int)}}, wantA: 1, wantKind: llm.KindUnavailable},
+		{name: "provider policy: 1 retry after at most 100ms", a: fail(llm.KindUnavailable),
+			retry: map[string]RetryConfig{"a": {MaxRetries: &one, InitialBackoff: 100 * time.Millisecond}},
+			wantA: 2, wantSleeps: []time.Duration{50 * time.Millisecond}, wantKind: llm.KindUnavailable},
+		{name: "another provider's policy does not apply", a: []step{{err: upErr(llm.KindRateLimited, 0)}, {}},
+			retry: map[string]RetryConfig{"b": {MaxRetries: new(int)}}, wantA: 2, wantSleeps: []time.Duration{500 * time.Millisecond}},
+		{name: "an alias takes its provider's policy", model: "x", aliases: map[string]string{"x": "a/m1"}, a: fail(llm.KindUnavailable),
+			retry: map[string]RetryConfig{"a": {MaxRetries: &one}}, wantA: 2, wantSleeps: []time.Duration{500 * time.Millisecond},
+			wantKind: llm.KindUnavailable},
+		{name: "an alias without one gets DESIGN's default", model: "x", aliases: map[string]string{"x": "a/m1"},
+			a: []step{{err: upErr(llm.KindUpstream, 0)}, {err: upErr(llm.KindUpstream, 0)}, {}}, wantA: 3,
+			wantSleeps: []time.Duration{500 * time.Millisecond, time.Second}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, nil, Config{ProviderRetry: c.retry, Aliases: c.aliases}, map[string][]step{"a/m1": c.a})
+			ctx := t.Context()
+			if c.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, e.clock.Now().Add(c.deadline))
+				defer cancel()
+			}
+			model := c.model
+			if model == "" {
+				model = "a/m1"
+			}
+			res, err := e.chat(t, ctx, model)
+			if llm.KindOf(err) != c.wantKind || (c.wantKind == 0) != (err == nil) {
+				t.Errorf("err = %v, want kind %v", err, c.wantKind)
+			}
+			if e.calls("a/m1") != c.wantA || res.Attempts != c.wantA || res.Fallbacks != 0 {
+				t.Errorf("calls %d, attempts %d, fallbacks %d; want %d, %d, 0", e.calls("a/m1"), res.Attempts, res.Fallbacks, c.wantA, c.wantA)
+			}
+			if e.calls("b/m2")+e.calls("c/m3") != 0 {
+				t.Errorf("another target was called")
+			}
+			if got := e.clock.Sleeps(); !slices.Equal(got, c.wantSleeps) {
+				t.Errorf("sleeps = %v, want %v", got, c.wantSleeps)
+			}
+		})
+	}
+}
+
+func TestPinnedStreamRetries(t *testing.T) {
+	cases := []struct {
+		name       string
+		a          []step
+		wantA      int
+		wantMidErr bool
+	}{
+		{name: "an error before the first chunk is retried", a: []step{{err: upErr(llm.KindRateLimited, 0)}, {}}, wantA: 2},
+		{name: "an error after the first chunk ends the stream, no retry",
+			a: []step{{midErr: upErr(llm.KindUnavailable, 0)}, {}}, wantA: 1, wantMidErr: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, nil, Config{}, map[string][]step{"a/m1": c.a})
+			p, _ := e.r.Plan("a/m1", Estimate{})
+			s, res, err := p.ChatStream(t.Context(), &llm.ChatRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if ch, err := s.Recv(); err != nil || ch == nil {
+				t.Fatalf("first Recv = %v, %v", ch, err)
+			}
+			_, err = s.Recv()
+			if c.wantMidErr != !errors.Is(err, io.EOF) {
+				t.Errorf("second Recv err = %v, want mid-stream error %v", err, c.wantMidErr)
+			}
+			if e.calls("a/m1") != c.wantA || res.Attempts != c.wantA {
+				t.Errorf("calls %d, attempts %d; want %d", e.calls("a/m1"), res.Attempts, c.wantA)
+			}
+		})
+	}
+}
+
+func TestPinnedBreaker(t *testing.T) {
+	four := 4
+	e := newEnv(t, nil, Config{ProviderRetry: map[string]RetryConfig{"a": {MaxRetries: &four}}},
+		map[string][]step{"a/m1": {{err: upErr(llm.KindUnavailable, 0)}}})
+	// Five failures in a row (1 attempt + 4 retries) open a's breaker (default: 5 consecutive).
+	if res, err := e.chat(t, t.Context(), "a/m1"); llm.KindOf(err) != llm.KindUnavailable || res.Attempts != 5 {
+		t.Fatalf("first request: %v after %d attempts, want unavailable after 5", err, res.Attempts)
+	}
+	res, err := e.chat(t, t.Context(), "a/m1")
+	var le *llm.Error
+	if !errors.As(err, &le) || le.Code != "circuit_open" || res.Attempts != 0 || e.calls("a/m1") != 5 {
+		t.Errorf("breaker open: %v after %d attempts (%d calls); want circuit_open, no attempt", err, res.Attempts, e.calls("a/m1"))
 	}
 }

@@ -67,7 +67,11 @@ func startAuditedWith(tb testing.TB, a interceptor.Auditor, bodyMax int, ac auth
 	withSpan := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		return h(trace.ContextWithSpanContext(ctx, testSpan), req)
 	}
-	rt, err := router.New(map[string]router.Backend{"fake": {Provider: provider{}}}, nil)
+	// Pinned "fake/m" is retried once, quickly: the audit record's attempts count the retry.
+	one := 1
+	rt, err := router.Build(map[string]router.Backend{"fake": {Provider: provider{}}}, router.Config{
+		ProviderRetry: map[string]router.RetryConfig{"fake": {MaxRetries: &one, InitialBackoff: time.Millisecond, RetryAfterCap: time.Millisecond}},
+	}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -120,7 +124,7 @@ func TestAuditRecords(t *testing.T) {
 		attempts                           int
 	}{
 		{got[0].Record, method + "CreateChatCompletion", audit.ClassOK, "OK", "alice", "req-1", testSpan.TraceID().String(), 1},
-		{got[1].Record, method + "CreateChatCompletion", audit.ClassQuota, "RESOURCE_EXHAUSTED", "", "", testSpan.TraceID().String(), 1},
+		{got[1].Record, method + "CreateChatCompletion", audit.ClassQuota, "RESOURCE_EXHAUSTED", "", "", testSpan.TraceID().String(), 2}, // retried once
 		{got[2].Record, method + "StreamChatCompletion", audit.ClassOK, "OK", "", "", "", 1},
 	}
 	for i, c := range cases {

@@ -140,7 +140,9 @@ func start(t *testing.T, cfg auth.Config) conns {
 	withSpan := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		return h(trace.ContextWithSpanContext(ctx, testSpan), req)
 	}
-	rt, err := router.New(map[string]router.Backend{"fake": {Provider: provider{}}}, nil)
+	// One attempt per request (provider retry: max_retries 0): these tests are about the errors.
+	rt, err := router.Build(map[string]router.Backend{"fake": {Provider: provider{}}},
+		router.Config{ProviderRetry: map[string]router.RetryConfig{"fake": {MaxRetries: new(int)}}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

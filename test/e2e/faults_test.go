@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/switchyard/switchyard/internal/app"
+	"github.com/switchyard/switchyard/internal/audit"
+	"github.com/switchyard/switchyard/internal/database"
 )
 
 // faultUpstream is an OpenAI-compatible server whose model name picks a fault. Every request is
@@ -159,7 +162,10 @@ var faultMatrix = []fault{
 }
 
 // startFaultGateway starts Switchyard with a faulty provider, a dead one and a healthy backup.
-func startFaultGateway(t *testing.T, up *faultUpstream) *app.Instance {
+// The faulty and dead providers carry the same retry policy as the routes (for pinned names) and
+// the faulty one a 200ms call timeout, which bounds pinned calls that hang (routes cut them at
+// their attempt_timeout first). extra is appended to the config.
+func startFaultGateway(t *testing.T, up *faultUpstream, extra ...string) *app.Instance {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -168,6 +174,7 @@ func startFaultGateway(t *testing.T, up *faultUpstream) *app.Instance {
 	deadURL := "http://" + lis.Addr().String() + "/v1"
 	_ = lis.Close() // connections to it are refused from now on
 
+	const pinnedRetry = `retry: {max_retries: 2, initial_backoff: 1ms, max_backoff: 2ms, retry_after_cap: 5ms}`
 	var routes strings.Builder
 	policy := `retry: {max_retries: 2, initial_backoff: 1ms, max_backoff: 2ms, retry_after_cap: 5ms}
     breaker: {consecutive_failures: -1, error_rate: -1}
@@ -183,11 +190,11 @@ func startFaultGateway(t *testing.T, up *faultUpstream) *app.Instance {
 	yaml := fmt.Sprintf(`
 server: {http_addr: 127.0.0.1:0, grpc_addr: 127.0.0.1:0, admin_addr: 127.0.0.1:0, shutdown_timeout: 5s}
 providers:
-  - {name: flaky, type: openai, base_url: %q, api_key: k1}
-  - {name: dead, type: openai, base_url: %q, api_key: k2}
+  - {name: flaky, type: openai, base_url: %q, api_key: k1, timeout: 200ms, %s}
+  - {name: dead, type: openai, base_url: %q, api_key: k2, %s}
   - {name: backup, type: openai, base_url: %q, api_key: k3}
 routes:
-%s`, up.URL+"/v1", deadURL, up.URL+"/v1", routes.String())
+%s%s`, up.URL+"/v1", pinnedRetry, deadURL, pinnedRetry, up.URL+"/v1", routes.String(), strings.Join(extra, ""))
 	cfg, err := app.ParseConfig([]byte(yaml), func(string) string { return "" })
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -414,5 +421,91 @@ func TestNoRetryAfterFirstChunk(t *testing.T) {
 	}
 	if a.status != 200 || a.chunks != 1 || a.attempts != "1" {
 		t.Errorf("client got %v after %s attempts, want 200 with 1 chunk after 1 attempt", a, a.attempts)
+	}
+}
+
+// TestFaultMatrixPinned runs the fault matrix for pinned names ("flaky/s503"): the faulty target
+// alone, retried under its provider's retry: policy (max_retries 2: 3 attempts for retryable
+// kinds), never fallen back, nothing retried once a chunk has reached the client. The attempts
+// show in x-switchyard-attempts and in the audit records. Each mode gets its own gateway, so the
+// target's breaker (default policy on pinned names: 5 failures in a row) starts closed.
+func TestFaultMatrixPinned(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		mode := "block"
+		if stream {
+			mode = "stream"
+		}
+		t.Run(mode, func(t *testing.T) {
+			up := newFaultUpstream(t)
+			dbPath := filepath.Join(t.TempDir(), "audit.db")
+			inst := startFaultGateway(t, up, fmt.Sprintf("audit: {enabled: true, sql: {driver: sqlite, dsn: %q}}\n", dbPath))
+			want := map[string]int{} // audit: pinned model → attempts
+			for _, f := range faultMatrix {
+				if f.streamOnly && !stream {
+					continue
+				}
+				if stream && f.midStream {
+					f.status, f.tries = 200, 1
+				}
+				prov := "flaky"
+				if f.dead {
+					prov = "dead"
+				}
+				model := prov + "/" + f.model
+				t.Run(f.name, func(t *testing.T) {
+					before, beforeOK := up.count(f.model), up.count("ok")
+					a := restChat(t, inst.HTTPAddr(), model, stream)
+					hits := up.count(f.model) - before
+					if a.status != f.status {
+						t.Errorf("status %d, want %d", a.status, f.status)
+					}
+					if got := classOf(a.status); f.status != 200 && got != f.class {
+						t.Errorf("class %s, want %s", got, f.class)
+					}
+					// As in TestFaultMatrix: a stream failing before its first chunk loses its headers.
+					if (!stream || a.status == 200) && a.attempts != strconv.Itoa(f.tries) {
+						t.Errorf("x-switchyard-attempts %q, want %d", a.attempts, f.tries)
+					}
+					if !f.dead && hits != f.tries {
+						t.Errorf("upstream hit %d times, want %d", hits, f.tries)
+					}
+					if up.count("ok") != beforeOK {
+						t.Errorf("the backup was called: pinned names never fall back")
+					}
+					if a.status == 200 && a.route != model {
+						t.Errorf("x-switchyard-route %q, want %q", a.route, model)
+					}
+					if stream && f.midStream && (a.chunks != 1 || !a.streamErr) {
+						t.Errorf("mid-stream: %v, want 1 chunk then an error event", a)
+					}
+				})
+				want[model] = f.tries
+			}
+
+			// The audit records carry the same attempts (written asynchronously: wait for them).
+			db, err := database.Open(t.Context(), database.Config{Driver: database.SQLite, DSN: dbPath})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			st, err := audit.NewStore(t.Context(), db, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var recs []*audit.Record
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if recs, _, err = st.Query(t.Context(), audit.Filter{Tenant: "default", PageSize: 1000}); err == nil && len(recs) >= len(want) {
+					break
+				}
+			}
+			if len(recs) != len(want) {
+				t.Fatalf("%d audit records (err %v), want %d", len(recs), err, len(want))
+			}
+			for _, r := range recs {
+				if r.Attempts != want[r.Model] {
+					t.Errorf("audit record for %s: attempts %d, want %d", r.Model, r.Attempts, want[r.Model])
+				}
+			}
+		})
 	}
 }

@@ -28,7 +28,9 @@ type gateway struct {
 func (g *gateway) restURL() string { return "http://" + g.HTTPAddr() }
 
 // startGateway starts Switchyard with API-key auth, the mock provider and an OpenAI-compatible
-// provider "up" pointed at a fresh fake upstream; extra is appended to the YAML config.
+// provider "up" pointed at a fresh fake upstream; extra is appended to the YAML config. Pinned
+// "up/..." names keep their retries (3, the default), with backoffs short enough for a fast suite
+// (the fake's 429 says Retry-After: 7).
 func startGateway(t *testing.T, extra string, opts ...app.Option) *gateway {
 	t.Helper()
 	up := newFakeOpenAI(t)
@@ -45,7 +47,7 @@ auth:
     - {name: e2e, key: %q, tenant: e2e}
 providers:
   - {name: mock, type: mock, models: [echo, tools, embed]}
-  - {name: up, type: openai, base_url: %q, api_key: %q}
+  - {name: up, type: openai, base_url: %q, api_key: %q, retry: {initial_backoff: 1ms, max_backoff: 2ms, retry_after_cap: 5ms}}
 aliases:
   chat: up/gpt-ok
 %s`, clientKey, up.URL+"/v1", upstreamKey, extra)

@@ -12,8 +12,8 @@
 //
 // Conversions (ParamRules lists each canonical parameter): system and developer messages go, in
 // order, to the top-level system prompt; tool messages become tool_result blocks at the start of
-// a user turn; temperature is clamped into 0–1; top_p is dropped when temperature is set;
-// reasoning_effort becomes a thinking budget; thinking comes back as ReasoningContent with its
+// a user turn; temperature is clamped into 0–1 (or scaled from 0–2 with the provider's
+// temperature_mapping: linear); top_p is dropped when temperature is set; reasoning_effort becomes a thinking budget; thinking comes back as ReasoningContent with its
 // signatures in ReasoningSignature, which clients send back unchanged on the assistant message
 // to continue a tool loop with thinking. Anthropic serves no embeddings: Provider is not an
 // llm.Embedder.
@@ -80,6 +80,9 @@ func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) 
 		return nil, err
 	}
 	base = strings.TrimSuffix(base, "/v1")
+	if err := provider.ValidateTemperatureMapping(cfg.TemperatureMapping); err != nil {
+		return nil, fmt.Errorf("anthropic.New: %w", err)
+	}
 	p := &Provider{cfg: cfg, client: client, url: base + "/v1/messages", version: DefaultVersion, maxTokens: DefaultMaxTokens}
 	for k, v := range cfg.Options {
 		switch k {
@@ -107,7 +110,7 @@ func (p *Provider) Models() []string { return slices.Clone(p.cfg.Models) }
 // Chat sends a blocking request. Parameters Anthropic cannot take are dropped with a warning
 // (llm.Warn) or refused with KindInvalidArgument, as ParamRules says.
 func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
-	w, err := encodeRequest(ctx, req, p.maxTokens, false)
+	w, err := encodeRequest(ctx, req, p.maxTokens, p.cfg.TemperatureMapping, false)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +138,7 @@ func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRes
 // ChatStream starts a streamed answer (see stream for how events become chunks). The stream
 // always ends with a usage chunk.
 func (p *Provider) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
-	w, err := encodeRequest(ctx, req, p.maxTokens, true)
+	w, err := encodeRequest(ctx, req, p.maxTokens, p.cfg.TemperatureMapping, true)
 	if err != nil {
 		return nil, err
 	}

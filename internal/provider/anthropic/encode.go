@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider"
 )
 
 // Thinking budgets (thinking.budget_tokens) for the canonical reasoning_effort values. "none"
@@ -36,7 +37,7 @@ func invalid(param, format string, args ...any) *llm.Error {
 // encodeRequest converts a canonical request to the Messages API. Parameters the API cannot take
 // are dropped with a warning on ctx or refused with a KindInvalidArgument error, as ParamRules
 // documents; defaultMaxTokens is sent when the request has no max_tokens.
-func encodeRequest(ctx context.Context, req *llm.ChatRequest, defaultMaxTokens int32, stream bool) (*messagesRequest, error) {
+func encodeRequest(ctx context.Context, req *llm.ChatRequest, defaultMaxTokens int32, tempMapping string, stream bool) (*messagesRequest, error) {
 	w := &messagesRequest{Model: req.Model, StopSequences: req.Stop, Stream: stream}
 	if err := encodeMessages(w, req.Messages); err != nil {
 		return nil, err
@@ -61,7 +62,7 @@ func encodeRequest(ctx context.Context, req *llm.ChatRequest, defaultMaxTokens i
 	if err != nil {
 		return nil, err
 	}
-	encodeSampling(ctx, w, req, budget > 0)
+	encodeSampling(ctx, w, req, tempMapping, budget > 0)
 	if err := encodeTools(w, req, budget > 0); err != nil {
 		return nil, err
 	}
@@ -116,10 +117,11 @@ func encodeThinking(ctx context.Context, w *messagesRequest, req *llm.ChatReques
 	return budget, nil
 }
 
-// encodeSampling sets temperature (clamped into 0–1) and top_p. Anthropic's newer models refuse
-// both together, so top_p is dropped when temperature is set; with thinking on, the API requires
-// the default temperature, so both are dropped.
-func encodeSampling(ctx context.Context, w *messagesRequest, req *llm.ChatRequest, thinkingOn bool) {
+// encodeSampling sets temperature (into 0–1 under tempMapping: clamped by default, or scaled
+// linearly from 0–2) and top_p. Anthropic's newer models refuse both together, so top_p is
+// dropped when temperature is set; with thinking on, the API requires the default temperature,
+// so both are dropped.
+func encodeSampling(ctx context.Context, w *messagesRequest, req *llm.ChatRequest, tempMapping string, thinkingOn bool) {
 	if thinkingOn {
 		if req.Temperature != nil {
 			llm.Warn(ctx, "anthropic: temperature was dropped: extended thinking (reasoning_effort) requires the default")
@@ -130,8 +132,8 @@ func encodeSampling(ctx context.Context, w *messagesRequest, req *llm.ChatReques
 		return
 	}
 	if t := req.Temperature; t != nil {
-		v := min(max(*t, 0), 1)
-		if v != *t {
+		v, clamped := provider.MapTemperature(tempMapping, *t, 1)
+		if clamped {
 			llm.Warn(ctx, "anthropic: temperature %g was clamped to %g (Anthropic accepts 0–1)", *t, v)
 		}
 		w.Temperature = &v

@@ -176,6 +176,7 @@ func TestConfig(t *testing.T) {
 		"text max tokens": {Options: map[string]string{"default_max_tokens": "many"}},
 		"empty version":   {Options: map[string]string{"anthropic_version": ""}},
 		"unknown option":  {Options: map[string]string{"num_ctx": "8192"}},
+		"unknown mapping": {TemperatureMapping: "log"},
 	} {
 		if _, err := anthropic.New(cfg); err == nil {
 			t.Errorf("New with %s: nil error", name)

@@ -7,7 +7,7 @@ import "github.com/switchyard/switchyard/internal/provider"
 func ParamRules() []provider.ParamRule {
 	return []provider.ParamRule{
 		{Param: "temperature", Native: "temperature", Range: "0–1", Action: provider.ParamClamp,
-			Note: "clamped into 0–1 with a warning; dropped with a warning when reasoning_effort turns thinking on"},
+			Note: "temperature_mapping clamp (default): clamped into 0–1 with a warning; linear: t × 0.5 (0–2 → 0–1); dropped with a warning when reasoning_effort turns thinking on"},
 		{Param: "top_p", Native: "top_p", Range: "0–1", Action: provider.ParamPass,
 			Note: "dropped with a warning when temperature is also set (newer models refuse both) or thinking is on"},
 		{Param: "max_tokens", Native: "max_tokens", Range: "≥1", Action: provider.ParamPass,

@@ -59,12 +59,19 @@ func newProvider(t *testing.T, cfg provider.Config) llm.Provider {
 // the warnings and the error.
 func send(t *testing.T, req llm.ChatRequest) (map[string]any, []string, error) {
 	t.Helper()
+	return sendWith(t, provider.Config{}, req)
+}
+
+// sendWith is send through a provider configured like cfg (BaseURL and APIKey are set here).
+func sendWith(t *testing.T, cfg provider.Config, req llm.ChatRequest) (map[string]any, []string, error) {
+	t.Helper()
 	if req.Messages == nil {
 		req.Messages = []llm.Message{llm.TextMessage(llm.RoleUser, "x")}
 	}
 	req.Model = "claude-sonnet-4-5"
 	up := newCapture(t, 200, "application/json", okAnswer)
-	p := newProvider(t, provider.Config{BaseURL: up.srv.URL, APIKey: "k"})
+	cfg.BaseURL, cfg.APIKey = up.srv.URL, "k"
+	p := newProvider(t, cfg)
 	ctx, warnings := llm.WithWarnings(context.Background())
 	if _, err := p.Chat(ctx, &req); err != nil {
 		select {
@@ -116,15 +123,16 @@ func jsonValue(t *testing.T, s string) any {
 // expect is what one canonical request must produce: values at paths of the native request
 // ("" for absent), warnings containing the given substrings, or a parameter-class error.
 type expect struct {
-	req    llm.ChatRequest
-	values map[string]string
-	warn   []string
-	reject bool
+	mapping string // the provider's temperature_mapping
+	req     llm.ChatRequest
+	values  map[string]string
+	warn    []string
+	reject  bool
 }
 
 func (e expect) check(t *testing.T) {
 	t.Helper()
-	got, warnings, err := send(t, e.req)
+	got, warnings, err := sendWith(t, provider.Config{TemperatureMapping: e.mapping}, e.req)
 	if e.reject {
 		providertest.WantError(t, err, llm.KindInvalidArgument, "")
 		return
@@ -177,6 +185,11 @@ func TestParamRules(t *testing.T) {
 		"temperature": each(map[string]expect{
 			"in range":          {req: llm.ChatRequest{Temperature: llm.Ptr(0.7)}, values: map[string]string{"temperature": "0.7"}},
 			"clamped":           {req: llm.ChatRequest{Temperature: llm.Ptr(1.6)}, values: map[string]string{"temperature": "1"}, warn: []string{"temperature 1.6 was clamped to 1"}},
+			"clamp, explicit":   {mapping: "clamp", req: llm.ChatRequest{Temperature: llm.Ptr(1.6)}, values: map[string]string{"temperature": "1"}, warn: []string{"temperature 1.6 was clamped to 1"}},
+			"linear":            {mapping: "linear", req: llm.ChatRequest{Temperature: llm.Ptr(0.7)}, values: map[string]string{"temperature": "0.35"}},
+			"linear, top":       {mapping: "linear", req: llm.ChatRequest{Temperature: llm.Ptr(2.0)}, values: map[string]string{"temperature": "1"}},
+			"linear, zero":      {mapping: "linear", req: llm.ChatRequest{Temperature: llm.Ptr(0.0)}, values: map[string]string{"temperature": "0"}},
+			"linear, thinking":  {mapping: "linear", req: llm.ChatRequest{Temperature: llm.Ptr(0.5), ReasoningEffort: "low"}, values: map[string]string{"temperature": ""}, warn: []string{"temperature was dropped"}},
 			"dropped, thinking": {req: llm.ChatRequest{Temperature: llm.Ptr(0.5), ReasoningEffort: "low"}, values: map[string]string{"temperature": ""}, warn: []string{"temperature was dropped"}},
 		}),
 		"top_p": each(map[string]expect{

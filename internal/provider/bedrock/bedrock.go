@@ -90,6 +90,9 @@ func New(cfg provider.Config) (llm.Provider, error) {
 }
 
 func newProvider(cfg provider.Config, httpClient aws.HTTPClient) (*Provider, error) {
+	if err := provider.ValidateTemperatureMapping(cfg.TemperatureMapping); err != nil {
+		return nil, fmt.Errorf("bedrock.New: %w", err)
+	}
 	if cfg.APIKey != "" {
 		return nil, errors.New("bedrock.New: api_key is not used: Bedrock signs with AWS credentials (options access_key_id/secret_access_key, or the default credential chain)")
 	}

@@ -13,6 +13,7 @@ import (
 	smithydoc "github.com/aws/smithy-go/document"
 
 	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider"
 )
 
 // converseParts are the pieces of a Converse or ConverseStream request built from a canonical
@@ -41,13 +42,9 @@ func (p *Provider) encode(ctx context.Context, req *llm.ChatRequest) (*converseP
 	inf := &types.InferenceConfiguration{}
 	set := false
 	if req.Temperature != nil {
-		t := *req.Temperature
-		if t > 1 {
-			llm.Warn(ctx, "bedrock: temperature %g clamped to 1", t)
-			t = 1
-		} else if t < 0 {
-			llm.Warn(ctx, "bedrock: temperature %g clamped to 0", t)
-			t = 0
+		t, clamped := provider.MapTemperature(p.cfg.TemperatureMapping, *req.Temperature, 1)
+		if clamped {
+			llm.Warn(ctx, "bedrock: temperature %g clamped to %g", *req.Temperature, t)
 		}
 		inf.Temperature, set = aws.Float32(float32(t)), true
 	}

@@ -8,7 +8,7 @@ import "github.com/switchyard/switchyard/internal/provider"
 func ParamRules() []provider.ParamRule {
 	return []provider.ParamRule{
 		{Param: "temperature", Native: "inferenceConfig.temperature", Range: "0–1", Action: provider.ParamClamp,
-			Note: "clamped into 0–1 with a warning (the range of Bedrock's chat models)"},
+			Note: "temperature_mapping clamp (default): clamped into 0–1 with a warning (the range of Bedrock's chat models); linear: t × 0.5 (0–2 → 0–1)"},
 		{Param: "top_p", Native: "inferenceConfig.topP", Range: "0–1", Action: provider.ParamRename},
 		{Param: "max_tokens", Native: "inferenceConfig.maxTokens", Range: "≥1", Action: provider.ParamRename,
 			Note: "omitted when absent (the model's default)"},

@@ -88,6 +88,9 @@ func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) 
 	if err != nil {
 		return nil, err
 	}
+	if err := provider.ValidateTemperatureMapping(cfg.TemperatureMapping); err != nil {
+		return nil, fmt.Errorf("cohere.New: %w", err)
+	}
 	p := &Provider{cfg: cfg, client: client, base: base, inputType: "search_document"}
 	for k, v := range cfg.Options {
 		switch k {
@@ -114,7 +117,7 @@ func (p *Provider) Models() []string { return slices.Clone(p.cfg.Models) }
 
 // Chat sends a blocking /v2/chat call.
 func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {
-	w, err := encodeChat(ctx, req, false)
+	w, err := encodeChat(ctx, req, p.cfg.TemperatureMapping, false)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +143,7 @@ func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRes
 
 // ChatStream starts a streamed /v2/chat call ("stream": true).
 func (p *Provider) ChatStream(ctx context.Context, req *llm.ChatRequest) (llm.Stream, error) {
-	w, err := encodeChat(ctx, req, true)
+	w, err := encodeChat(ctx, req, p.cfg.TemperatureMapping, true)
 	if err != nil {
 		return nil, err
 	}

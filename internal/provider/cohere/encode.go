@@ -23,7 +23,7 @@ var thinkingBudgets = map[string]int32{
 // parameter conversion matrix in docs/providers.md is generated from these).
 func ParamRules() []provider.ParamRule {
 	return []provider.ParamRule{
-		{Param: "temperature", Native: "temperature", Range: "0–1", Action: provider.ParamClamp, Note: "values outside 0–1 are clamped, with a warning"},
+		{Param: "temperature", Native: "temperature", Range: "0–1", Action: provider.ParamClamp, Note: "temperature_mapping clamp (default): values outside 0–1 are clamped, with a warning; linear: t × 0.5 (0–2 → 0–1)"},
 		{Param: "top_p", Native: "p", Range: "0.01–0.99", Action: provider.ParamClamp, Note: "renamed p and clamped into 0.01–0.99, with a warning"},
 		{Param: "max_tokens", Native: "max_tokens", Action: provider.ParamPass, Note: "max_completion_tokens or max_tokens"},
 		{Param: "stop", Native: "stop_sequences", Range: "≤5 sequences", Action: provider.ParamRename, Note: "more than 5 sequences are rejected"},
@@ -61,7 +61,7 @@ func clamp(ctx context.Context, name string, v, lo, hi float64) *float64 {
 
 // encodeChat converts req into a Chat v2 request. Dropped or clamped parameters are recorded
 // with llm.Warn; parameters Cohere cannot take are KindInvalidArgument errors.
-func encodeChat(ctx context.Context, req *llm.ChatRequest, stream bool) (*chatRequest, error) {
+func encodeChat(ctx context.Context, req *llm.ChatRequest, tempMapping string, stream bool) (*chatRequest, error) {
 	w := &chatRequest{Model: req.Model, Stream: stream, MaxTokens: req.MaxTokens}
 	msgs, err := encodeMessages(req.Messages)
 	if err != nil {
@@ -72,7 +72,11 @@ func encodeChat(ctx context.Context, req *llm.ChatRequest, stream bool) (*chatRe
 		return nil, invalid("n", "Cohere returns one answer per request; n=%d is not supported", *req.N)
 	}
 	if req.Temperature != nil {
-		w.Temperature = clamp(ctx, "temperature", *req.Temperature, 0, 1)
+		t, clamped := provider.MapTemperature(tempMapping, *req.Temperature, 1)
+		if clamped {
+			llm.Warn(ctx, "cohere: temperature %g clamped to %g", *req.Temperature, t)
+		}
+		w.Temperature = &t
 	}
 	if req.TopP != nil {
 		w.P = clamp(ctx, "top_p", *req.TopP, 0.01, 0.99)

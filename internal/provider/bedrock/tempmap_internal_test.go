@@ -1,0 +1,45 @@
+package bedrock
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/switchyard/switchyard/internal/llm"
+	"github.com/switchyard/switchyard/internal/provider"
+)
+
+// TestTemperatureMapping: clamp (the default) keeps a value and cuts it at 1; linear halves it.
+func TestTemperatureMapping(t *testing.T) {
+	for _, tc := range []struct {
+		mode      string
+		in, want  float64
+		warnCount int
+	}{
+		{"", 0.7, 0.7, 0}, {"", 1.4, 1, 1}, {provider.TemperatureLinear, 1.4, 0.7, 0}, {provider.TemperatureLinear, 0.7, 0.35, 0},
+	} {
+		cfg := provider.Config{Name: "aws", Type: "bedrock", TemperatureMapping: tc.mode,
+			Options: map[string]string{"region": "us-east-1", "access_key_id": "a", "secret_access_key": "b"}}
+		p, err := newProvider(cfg, http.DefaultClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, warnings := llm.WithWarnings(context.Background())
+		in := tc.in
+		parts, err := p.encode(ctx, &llm.ChatRequest{Model: "m", Temperature: &in,
+			Messages: []llm.Message{llm.TextMessage(llm.RoleUser, "x")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := float64(*parts.inference.Temperature); got < tc.want-1e-6 || got > tc.want+1e-6 {
+			t.Errorf("mapping %q, temperature %g: sent %g, want %g", tc.mode, tc.in, got, tc.want)
+		}
+		if n := len(warnings.List()); n != tc.warnCount {
+			t.Errorf("mapping %q, temperature %g: %d warnings, want %d", tc.mode, tc.in, n, tc.warnCount)
+		}
+	}
+	if _, err := newProvider(provider.Config{Name: "aws", Type: "bedrock", TemperatureMapping: "cubic",
+		Options: map[string]string{"region": "us-east-1"}}, http.DefaultClient); err == nil {
+		t.Error("an unknown temperature_mapping was accepted")
+	}
+}
