@@ -15,6 +15,7 @@ import (
 	"github.com/switchyard/switchyard/internal/app"
 	"github.com/switchyard/switchyard/internal/provider/anthropic/anthropictest"
 	"github.com/switchyard/switchyard/internal/provider/azure/azuretest"
+	"github.com/switchyard/switchyard/internal/provider/bedrock/bedrocktest"
 	"github.com/switchyard/switchyard/internal/provider/cohere/coheretest"
 	"github.com/switchyard/switchyard/internal/provider/gemini/geminitest"
 	"github.com/switchyard/switchyard/internal/provider/kserve/kservetest"
@@ -56,6 +57,13 @@ func nativeCases() []nativeCase {
 			provider: httpNative("gemini", geminitest.NewWire(), "/v1beta", "")},
 		{name: "cohere", chat: "command-a-03-2025", embed: "embed-v4.0",
 			provider: httpNative("cohere", coheretest.NewWire(), "", "")},
+		// Bedrock's fake checks every request's SigV4 signature against these credentials.
+		{name: "bedrock", chat: "anthropic.claude-3-5-haiku-20241022-v1:0", embed: "cohere.embed-english-v3",
+			provider: func(t *testing.T, opts ...providertest.UpstreamOption) string {
+				up := providertest.NewUpstream(t, bedrocktest.Wire{}, opts...)
+				return fmt.Sprintf(`{name: native, type: bedrock, base_url: %q, options: {region: %s, access_key_id: %s, secret_access_key: %s}}`,
+					up.URL, bedrocktest.Region, bedrocktest.AccessKeyID, bedrocktest.SecretAccessKey)
+			}},
 		{name: "ollama", chat: "llama3.2", embed: "nomic-embed-text",
 			provider: httpNative("ollama", &ollamatest.Wire{}, "", ", options: {num_ctx: '8192'}")},
 		{name: "kserve", chat: "ensemble", embed: "bge", noTools: true, noReasoning: true,

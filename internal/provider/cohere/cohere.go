@@ -41,6 +41,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchyard/switchyard/internal/llm"
@@ -68,10 +69,11 @@ type Provider struct {
 }
 
 var (
-	_ llm.Provider    = (*Provider)(nil)
-	_ llm.Embedder    = (*Provider)(nil)
-	_ llm.Reranker    = (*Provider)(nil)
-	_ llm.ModelLister = (*Provider)(nil)
+	_ llm.Provider          = (*Provider)(nil)
+	_ llm.Embedder          = (*Provider)(nil)
+	_ llm.Reranker          = (*Provider)(nil)
+	_ llm.RerankModelLister = (*Provider)(nil)
+	_ llm.ModelLister       = (*Provider)(nil)
 )
 
 // New returns a provider for the endpoint cfg describes: cfg.BaseURL (DefaultBaseURL when
@@ -114,6 +116,18 @@ func NewWithClient(cfg provider.Config, client *http.Client) (*Provider, error) 
 
 // Models returns the configured model names (cfg.Models).
 func (p *Provider) Models() []string { return slices.Clone(p.cfg.Models) }
+
+// RerankModels names the configured models that are Cohere rerank models (their names start
+// with "rerank", as every Cohere rerank model's does), so /v1/models gives them "type": "rerank".
+func (p *Provider) RerankModels() []string {
+	var out []string
+	for _, m := range p.cfg.Models {
+		if strings.HasPrefix(m, "rerank") {
+			out = append(out, m)
+		}
+	}
+	return out
+}
 
 // Chat sends a blocking /v2/chat call.
 func (p *Provider) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatResponse, error) {

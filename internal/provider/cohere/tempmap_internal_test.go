@@ -35,3 +35,15 @@ func TestTemperatureMapping(t *testing.T) {
 		t.Error("an unknown temperature_mapping was accepted")
 	}
 }
+
+func TestRerankModels(t *testing.T) {
+	p, err := NewWithClient(provider.Config{Name: "c", Type: "cohere", APIKey: "k",
+		Models: []string{"command-a-03-2025", "rerank-v3.5", "embed-v4.0", "rerank-multilingual-v3.0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var _ llm.RerankModelLister = p
+	if got := p.RerankModels(); len(got) != 2 || got[0] != "rerank-v3.5" || got[1] != "rerank-multilingual-v3.0" {
+		t.Errorf("RerankModels = %q", got)
+	}
+}
