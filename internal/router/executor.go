@@ -69,69 +69,54 @@ func (p *Plan) Chat(ctx context.Context, req *llm.ChatRequest) (*llm.ChatRespons
 // Embed embeds req through the plan. Only candidates whose provider implements llm.Embedder are
 // tried; with none, the answer is KindInvalidArgument.
 func (p *Plan) Embed(ctx context.Context, req *llm.EmbeddingRequest) (*llm.EmbeddingResponse, Result, error) {
-	name := p.Route
-	kept := p.Candidates[:0:0]
-	for _, c := range p.Candidates {
-		if name == "" {
-			name = c.Target.Name()
-		}
-		if _, ok := c.Target.Provider.(llm.Embedder); ok {
-			kept = append(kept, c)
-		}
-	}
-	if len(kept) == 0 {
-		return nil, Result{Decision: p.Decision()}, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model",
-			Message: "model " + name + " does not support embeddings"}
-	}
-	p.Candidates = kept
-	p.enter()
-	defer p.leave()
-	var resp *llm.EmbeddingResponse
-	x, err := p.execute(ctx, func(ctx context.Context, t Target) error {
+	return runCapable(ctx, p, "embeddings", func(ctx context.Context, e llm.Embedder, model string) (*llm.EmbeddingResponse, error) {
 		r := *req
-		r.Model = t.Model
-		var err error
-		resp, err = t.Provider.(llm.Embedder).Embed(ctx, &r)
-		return err
-	}, nil)
-	if err != nil {
-		return nil, x.res, err
-	}
-	x.finish(nil)
-	return resp, x.res, nil
+		r.Model = model
+		return e.Embed(ctx, &r)
+	})
 }
 
 // Rerank ranks req's documents through the plan, with the same retries, fallbacks and breakers
 // as Embed. Only candidates whose provider implements llm.Reranker are tried; with none, the
 // answer is KindInvalidArgument.
 func (p *Plan) Rerank(ctx context.Context, req *llm.RerankRequest) (*llm.RerankResponse, Result, error) {
+	return runCapable(ctx, p, "rerank", func(ctx context.Context, r llm.Reranker, model string) (*llm.RerankResponse, error) {
+		rr := *req
+		rr.Model = model
+		return r.Rerank(ctx, &rr)
+	})
+}
+
+// runCapable runs call through the plan's candidates whose provider implements C (an optional
+// capability such as llm.Embedder), with the plan's retries, fallbacks and breakers; with no
+// such candidate the answer is KindInvalidArgument naming what is unsupported.
+func runCapable[C, R any](ctx context.Context, p *Plan, what string, call func(context.Context, C, string) (R, error)) (R, Result, error) {
+	var zero R
 	name := p.Route
 	kept := p.Candidates[:0:0]
 	for _, c := range p.Candidates {
 		if name == "" {
 			name = c.Target.Name()
 		}
-		if _, ok := c.Target.Provider.(llm.Reranker); ok {
+		if _, ok := c.Target.Provider.(C); ok {
 			kept = append(kept, c)
 		}
 	}
 	if len(kept) == 0 {
-		return nil, Result{Decision: p.Decision()}, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model",
-			Message: "model " + name + " does not support rerank"}
+		return zero, Result{Decision: p.Decision()}, &llm.Error{Kind: llm.KindInvalidArgument, Param: "model",
+			Message: "model " + name + " does not support " + what}
 	}
 	p.Candidates = kept
 	p.enter()
 	defer p.leave()
-	var resp *llm.RerankResponse
+	var resp R
 	x, err := p.execute(ctx, func(ctx context.Context, t Target) error {
-		r := *req
-		r.Model = t.Model
 		var err error
-		resp, err = t.Provider.(llm.Reranker).Rerank(ctx, &r)
+		resp, err = call(ctx, t.Provider.(C), t.Model)
 		return err
 	}, nil)
 	if err != nil {
-		return nil, x.res, err
+		return zero, x.res, err
 	}
 	x.finish(nil)
 	return resp, x.res, nil
