@@ -1,7 +1,12 @@
 package app
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -11,7 +16,12 @@ import (
 	"strings"
 	"testing"
 
+	composecli "github.com/compose-spec/compose-go/v2/cli"
+	composedotenv "github.com/compose-spec/compose-go/v2/dotenv"
+	composetypes "github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/switchyard/switchyard/internal/database"
 )
 
 // These tests keep the deployment files (no Docker or Kubernetes here) consistent with the code:
@@ -43,96 +53,321 @@ func port(t *testing.T, addr string) int {
 	return n
 }
 
-type composeFile struct {
-	Services map[string]struct {
-		Image       string            `yaml:"image"`
-		Build       map[string]any    `yaml:"build"`
-		Profiles    []string          `yaml:"profiles"`
-		Environment map[string]string `yaml:"environment"`
-		Volumes     []string          `yaml:"volumes"`
-		Ports       []string          `yaml:"ports"`
-	} `yaml:"services"`
-	Volumes map[string]any `yaml:"volumes"`
+// loadCompose loads dir/docker-compose.yml as docker compose does (compose-go, the loader it is
+// built on), with every profile active and envFile (relative to dir) as the only environment: the
+// shell's variables are not used, so a variable missing from envFile cannot hide behind one.
+func loadCompose(dir, envFile string) (*composetypes.Project, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := composecli.NewProjectOptions([]string{filepath.Join(abs, "docker-compose.yml")},
+		composecli.WithWorkingDirectory(abs),
+		composecli.WithEnvFiles(filepath.Join(abs, envFile)),
+		composecli.WithDotEnv,
+		composecli.WithProfiles([]string{"*"}),
+	)
+	if err != nil {
+		return nil, err
+	}
+	return opts.LoadProject(context.Background())
 }
 
-func TestDockerCompose(t *testing.T) {
-	var c composeFile
-	readYAML(t, "docker-compose.yml", &c)
-	sy, ok := c.Services["switchyard"]
-	if !ok {
-		t.Fatal("no switchyard service")
+// envValue is a service's environment variable as the container sees it ("" when unset).
+func envValue(m composetypes.MappingWithEquals, k string) string {
+	if v := m[k]; v != nil {
+		return *v
 	}
-	if sy.Build["context"] != "." {
-		t.Errorf("switchyard build context = %v, want .", sy.Build["context"])
+	return ""
+}
+
+// composeVar matches ${NAME...} references; $${ is compose's escape for a literal ${.
+var composeVar = regexp.MustCompile(`(^|[^$])\$\{([A-Za-z_][A-Za-z0-9_]*)`)
+
+// checkCompose checks dir's docker-compose.yml by construction (no Docker engine here) and returns
+// every problem found: it loads as Compose with envFile, every ${VAR} is defined in envFile, every
+// host file it mounts exists inside dir, host ports do not collide, start-order conditions are
+// satisfiable, the gateway's mounted config passes `switchyard config check` with the container's
+// environment, and the gateway is configured to use the Redis, PostgreSQL and collector started.
+func checkCompose(dir, envFile string) []error {
+	var errs []error
+	fail := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	raw, err := os.ReadFile(filepath.Join(dir, "docker-compose.yml"))
+	if err != nil {
+		return []error{err}
 	}
-	for _, name := range []string{"redis", "postgres"} {
-		if s, ok := c.Services[name]; !ok || len(s.Profiles) == 0 {
-			t.Errorf("service %s missing or not optional (no profiles)", name)
+	defined, err := composedotenv.GetEnvFromFile(map[string]string{}, []string{filepath.Join(dir, envFile)})
+	if err != nil {
+		return []error{err}
+	}
+	for _, m := range composeVar.FindAllStringSubmatch(string(raw), -1) {
+		if _, ok := defined[m[2]]; !ok {
+			fail("docker-compose.yml uses ${%s}, which %s does not define", m[2], envFile)
 		}
 	}
 
-	// The mounted config exists and is the file SWITCHYARD_CONFIG names.
-	cfgPath := sy.Environment[EnvConfig]
-	var cfgSource string
-	for _, v := range sy.Volumes {
-		parts := strings.Split(v, ":")
-		if strings.HasPrefix(parts[0], ".") {
-			if _, err := os.Stat(filepath.Join(repoRoot, parts[0])); err != nil {
-				t.Errorf("volume source %s: %v", parts[0], err)
-			}
-			if len(parts) > 1 && parts[1] == cfgPath {
-				cfgSource = parts[0]
-			}
-		} else if _, ok := c.Volumes[parts[0]]; !ok {
-			t.Errorf("named volume %s is not declared", parts[0])
+	p, err := loadCompose(dir, envFile)
+	if err != nil {
+		return append(errs, fmt.Errorf("compose-go: %w", err))
+	}
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return append(errs, err)
+	}
+	inRepo := func(what, path string) {
+		rel, err := filepath.Rel(root, path)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			fail("%s: %s is outside the repository", what, path)
+			return
+		}
+		if _, err := os.Stat(path); err != nil {
+			fail("%s: %s does not exist in the repository", what, rel)
 		}
 	}
-	for _, s := range c.Services {
+
+	type hostPort struct{ port, proto string }
+	published := map[hostPort]string{}
+	for name, s := range p.Services {
 		for _, v := range s.Volumes {
-			if name := strings.Split(v, ":")[0]; !strings.HasPrefix(name, ".") {
-				if _, ok := c.Volumes[name]; !ok {
-					t.Errorf("named volume %s is not declared", name)
-				}
+			if v.Type == composetypes.VolumeTypeBind {
+				inRepo("service "+name+" volume "+v.Target, v.Source)
 			}
+		}
+		for _, f := range s.EnvFiles {
+			inRepo("service "+name+" env_file", f.Path)
+		}
+		for _, c := range s.Configs {
+			if cfg, ok := p.Configs[c.Source]; ok && cfg.File != "" {
+				inRepo("service "+name+" config "+c.Source, cfg.File)
+			}
+		}
+		for _, c := range s.Secrets {
+			if sec, ok := p.Secrets[c.Source]; ok && sec.File != "" {
+				inRepo("service "+name+" secret "+c.Source, sec.File)
+			}
+		}
+		for _, pc := range s.Ports {
+			if pc.Published == "" {
+				continue
+			}
+			// One host port, whatever the address: 0.0.0.0:P and 127.0.0.1:P collide too.
+			k := hostPort{pc.Published, pc.Protocol}
+			if other, ok := published[k]; ok {
+				fail("host port %s/%s published by both %s and %s", pc.Published, pc.Protocol, other, name)
+			}
+			published[k] = name
+		}
+		for dep, d := range s.DependsOn {
+			target, ok := p.Services[dep]
+			if !ok {
+				fail("service %s depends on %s, which is not a service", name, dep)
+				continue
+			}
+			if len(target.Profiles) > 0 && !slices.ContainsFunc(target.Profiles, func(pr string) bool { return slices.Contains(s.Profiles, pr) }) {
+				fail("service %s depends on %s, which only starts with profiles %v", name, dep, target.Profiles)
+			}
+			if d.Condition == composetypes.ServiceConditionHealthy &&
+				(target.HealthCheck == nil || target.HealthCheck.Disable || len(target.HealthCheck.Test) == 0) {
+				fail("service %s waits for %s to be healthy, but %s has no healthcheck", name, dep, dep)
+			}
+		}
+	}
+
+	gw, ok := p.Services["switchyard"]
+	if !ok {
+		return append(errs, errors.New("no switchyard service"))
+	}
+	if gw.Build == nil || gw.Build.Context != root {
+		fail("switchyard is not built from the repository")
+	}
+	getenv := func(k string) string { return envValue(gw.Environment, k) }
+	cfgPath := getenv(EnvConfig)
+	var cfgSource string
+	for _, v := range gw.Volumes {
+		if v.Type == composetypes.VolumeTypeBind && v.Target == cfgPath {
+			cfgSource = v.Source
 		}
 	}
 	if cfgSource == "" {
-		t.Fatalf("no volume mounts a config at %s=%q", EnvConfig, cfgPath)
+		return append(errs, fmt.Errorf("no volume mounts a config at %s=%q", EnvConfig, cfgPath))
 	}
-
-	// That config loads with the variables compose passes (keys set), and the ports it listens on
-	// are the published container ports.
-	vars := map[string]string{}
-	composeDefault := regexp.MustCompile(`^\$\{[A-Z_]+:-(.*)\}$`)
-	for k, v := range sy.Environment {
-		if m := composeDefault.FindStringSubmatch(v); m != nil {
-			v = m[1]
-		}
-		if v == "" {
-			v = "set-by-user-" + k
-		}
-		vars[k] = v
+	// What `switchyard config check` runs, with the environment compose gives the container.
+	if err := checkConfig(cfgSource, getenv, io.Discard); err != nil {
+		return append(errs, fmt.Errorf("%s: config check: %w", cfgSource, err))
 	}
-	cfg, err := LoadConfig(filepath.Join(repoRoot, cfgSource), env(vars))
+	cfg, err := LoadConfig(cfgSource, getenv)
 	if err != nil {
-		t.Fatal(err)
+		return append(errs, err)
 	}
-	var published []int
-	for _, p := range sy.Ports {
-		parts := strings.Split(p, ":")
-		n, err := strconv.Atoi(parts[len(parts)-1])
-		if err != nil {
-			t.Fatalf("port %q: %v", p, err)
-		}
-		published = append(published, n)
+	var gwPorts []int
+	for _, pc := range gw.Ports {
+		gwPorts = append(gwPorts, int(pc.Target))
 	}
 	for _, addr := range []string{cfg.Server.HTTPAddr, cfg.Server.GRPCAddr, cfg.Server.AdminAddr} {
-		if p := port(t, addr); !slices.Contains(published, p) {
-			t.Errorf("config listens on %s but compose publishes %v", addr, published)
+		_, ps, _ := net.SplitHostPort(addr)
+		if n, _ := strconv.Atoi(ps); !slices.Contains(gwPorts, n) {
+			fail("config listens on %s but compose publishes container ports %v", addr, gwPorts)
 		}
 		if isLoopback(addr) {
-			t.Errorf("config listens on %s: unreachable from outside the container", addr)
+			fail("config listens on %s: unreachable from outside the container", addr)
 		}
+	}
+
+	// The gateway uses what compose starts: each address names a service of the stack.
+	service := func(what, hostport string) {
+		host, _, err := net.SplitHostPort(hostport)
+		if err != nil {
+			fail("%s %q: %v", what, hostport, err)
+		} else if _, ok := p.Services[host]; !ok {
+			fail("%s %q: %s is not a compose service", what, hostport, host)
+		}
+	}
+	if cfg.Sessions.Backend != "tiered" {
+		fail("sessions.backend = %q, want tiered (memory, Redis, PostgreSQL)", cfg.Sessions.Backend)
+	}
+	if cfg.Limits.Backend != "redis" {
+		fail("limits.backend = %q, want redis", cfg.Limits.Backend)
+	}
+	for what, addrs := range map[string][]string{"sessions.redis": cfg.Sessions.Redis.Addrs, "limits.redis": cfg.Limits.Redis.Addrs} {
+		if len(addrs) == 0 {
+			fail("%s has no address", what)
+		}
+		for _, a := range addrs {
+			service(what, a)
+		}
+	}
+	if !cfg.Keys.Enabled || !cfg.Audit.Enabled {
+		fail("keys.enabled = %v, audit.enabled = %v: want both", cfg.Keys.Enabled, cfg.Audit.Enabled)
+	}
+	for what, db := range map[string]database.Config{"sessions.sql": cfg.Sessions.SQL, "keys.sql": cfg.Keys.SQL, "audit.sql": cfg.Audit.SQL} {
+		u, err := url.Parse(db.DSN)
+		if db.Driver != "postgres" || err != nil {
+			fail("%s = {driver: %q, dsn: %q}: want postgres with a URL (%v)", what, db.Driver, db.DSN, err)
+			continue
+		}
+		service(what, u.Host)
+	}
+	if cfg.Audit.Sink != "sql" {
+		fail("audit.sink = %q, want sql", cfg.Audit.Sink)
+	}
+	if u, err := url.Parse(getenv("OTEL_EXPORTER_OTLP_ENDPOINT")); err != nil || u.Host == "" {
+		fail("OTEL_EXPORTER_OTLP_ENDPOINT = %q: want the collector's URL", getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	} else {
+		service("OTEL_EXPORTER_OTLP_ENDPOINT", u.Host)
+	}
+
+	// Prometheus scrapes the gateway's admin port, under its service name.
+	var prom struct {
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			MetricsPath   string `yaml:"metrics_path"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "deploy/prometheus/prometheus.yml")); err != nil {
+		fail("prometheus config: %v", err)
+	} else if err := yaml.Unmarshal(data, &prom); err != nil {
+		fail("deploy/prometheus/prometheus.yml: %v", err)
+	} else {
+		want := net.JoinHostPort("switchyard", strconv.Itoa(port4(cfg.Server.AdminAddr)))
+		scraped := false
+		for _, sc := range prom.ScrapeConfigs {
+			for _, st := range sc.StaticConfigs {
+				for _, tg := range st.Targets {
+					service("prometheus job "+sc.JobName, tg)
+					scraped = scraped || (tg == want && (sc.MetricsPath == "" || sc.MetricsPath == "/metrics"))
+				}
+			}
+		}
+		if !scraped {
+			fail("prometheus does not scrape %s/metrics", want)
+		}
+	}
+	return errs
+}
+
+// port4 is the port of a host:port address, 0 when there is none.
+func port4(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func TestDockerCompose(t *testing.T) {
+	for _, err := range checkCompose(repoRoot, ".env.example") {
+		t.Error(err)
+	}
+}
+
+// TestDockerComposeCheckFails shows that checkCompose finds what it is meant to find: a copy of
+// the stack with a mounted file removed, a variable missing from the env file, and a healthcheck
+// removed from a service others wait for.
+func TestDockerComposeCheckFails(t *testing.T) {
+	files := []string{"docker-compose.yml", ".env.example", "deploy/compose/switchyard.yaml",
+		"deploy/otel-collector/config.yaml", "deploy/prometheus/prometheus.yml"}
+	stack := func(t *testing.T, edit func(dir string)) string {
+		dir := t.TempDir()
+		for _, f := range files {
+			data, err := os.ReadFile(filepath.Join(repoRoot, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		edit(dir)
+		return dir
+	}
+	replace := func(t *testing.T, dir, f, old, new string) {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(data), old) {
+			t.Fatalf("%s has no %q", f, old)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cases := []struct {
+		name string
+		edit func(t *testing.T, dir string)
+		want string
+	}{
+		{"mounted file missing", func(t *testing.T, dir string) {
+			if err := os.Remove(filepath.Join(dir, "deploy/otel-collector/config.yaml")); err != nil {
+				t.Fatal(err)
+			}
+		}, "deploy/otel-collector/config.yaml does not exist"},
+		{"variable not in env file", func(t *testing.T, dir string) {
+			replace(t, dir, ".env.example", "\nREDIS_PASSWORD=", "\n#REDIS_PASSWORD=")
+		}, "${REDIS_PASSWORD}, which .env.example does not define"},
+		{"waits for a service without healthcheck", func(t *testing.T, dir string) {
+			replace(t, dir, "docker-compose.yml", `test: ["CMD-SHELL", "redis-cli ping | grep -q PONG"]`, "disable: true")
+		}, "waits for redis to be healthy, but redis has no healthcheck"},
+		{"host port collision", func(t *testing.T, dir string) {
+			replace(t, dir, "docker-compose.yml", `"127.0.0.1:9091:9090"`, `"127.0.0.1:9090:9090"`)
+		}, "host port 9090/tcp published by both"},
+		{"gateway config invalid", func(t *testing.T, dir string) {
+			replace(t, dir, "deploy/compose/switchyard.yaml", "backend: tiered", "backend: tired")
+		}, "config check"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := stack(t, func(dir string) { c.edit(t, dir) })
+			errs := checkCompose(dir, ".env.example")
+			if !slices.ContainsFunc(errs, func(err error) bool { return strings.Contains(err.Error(), c.want) }) {
+				t.Errorf("errors %v, want one containing %q", errs, c.want)
+			}
+		})
 	}
 }
 
@@ -174,9 +409,11 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("Dockerfile EXPOSE %v lacks the port of %s", exposed, addr)
 		}
 	}
-	var c composeFile
-	readYAML(t, "docker-compose.yml", &c)
-	if want := c.Services["switchyard"].Environment[EnvConfig]; envConfig != want {
+	p, err := loadCompose(repoRoot, ".env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := envValue(p.Services["switchyard"].Environment, EnvConfig); envConfig != want {
 		t.Errorf("Dockerfile %s=%q, compose mounts the config at %q", EnvConfig, envConfig, want)
 	}
 }
