@@ -137,11 +137,14 @@ func rerankDocument(param string, e gjson.Result) (*pb.RerankDocument, *llm.Erro
 		if err != nil {
 			return nil, err
 		}
-		val := vals[i].Raw
+		val := vals[i].Raw // a non-string value is kept as its JSON text
 		if vals[i].Type == gjson.String {
 			if val, err = rerankString(param+"."+key, vals[i]); err != nil {
 				return nil, err
 			}
+		} else if !utf8.ValidString(val) {
+			return nil, &llm.Error{Kind: llm.KindInvalidArgument, Param: param + "." + key,
+				Message: fmt.Sprintf("invalid value for %q: the value is not valid UTF-8", param+"."+key)}
 		}
 		s.Fields = append(s.Fields, &pb.DocumentField{Key: key, Value: val})
 	}
