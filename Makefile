@@ -25,6 +25,16 @@ run: ## Run the gateway with the embedded default config (mock provider, loopbac
 build: ## Build bin/switchyard
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/switchyard
 
+# The edge build (docs/edge-build.md): -tags edge leaves out what one device does not need (the
+# list: internal/app/variant_edge.go); static, cross-built for linux/amd64 and linux/arm64.
+EDGE_ARCHS := amd64 arm64
+.PHONY: build-edge
+build-edge: ## Build the edge variant (no AWS SDK, KServe, PostgreSQL): bin/switchyard-edge-linux-{amd64,arm64}
+	@set -e; for arch in $(EDGE_ARCHS); do \
+	  echo "CGO_ENABLED=0 GOOS=linux GOARCH=$$arch go build -tags edge -o bin/switchyard-edge-linux-$$arch"; \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -tags edge -trimpath -ldflags '$(LDFLAGS)' -o bin/switchyard-edge-linux-$$arch ./cmd/switchyard; \
+	done
+
 test: test-tools ## Run every test (unit, adapter, end-to-end); installs what they need on first run
 	$(TEST_PATH) $(GO) test -count=1 -race ./...
 

@@ -32,11 +32,9 @@ import (
 	"github.com/switchyard/switchyard/internal/provider"
 	"github.com/switchyard/switchyard/internal/provider/anthropic"
 	"github.com/switchyard/switchyard/internal/provider/azure"
-	"github.com/switchyard/switchyard/internal/provider/bedrock"
 	"github.com/switchyard/switchyard/internal/provider/cohere"
 	"github.com/switchyard/switchyard/internal/provider/gemini"
 	"github.com/switchyard/switchyard/internal/provider/grpcupstream"
-	"github.com/switchyard/switchyard/internal/provider/kserve"
 	"github.com/switchyard/switchyard/internal/provider/mock"
 	"github.com/switchyard/switchyard/internal/provider/ollama"
 	"github.com/switchyard/switchyard/internal/provider/openai"
@@ -51,7 +49,9 @@ var Version = "dev"
 // ServiceName names the process in traces and metrics.
 const ServiceName = "switchyard"
 
-// newRegistry is the one place provider types are registered.
+// newRegistry is the one place provider types are registered. The types only the full build has
+// (bedrock, kserve) are registered by registerFullOnly (variant_full.go); the edge build
+// (variant_edge.go, docs/edge-build.md) leaves them out.
 func newRegistry() *provider.Registry {
 	reg := provider.NewRegistry()
 	reg.Register("openai", openai.New)       // OpenAI and every OpenAI-compatible API (DeepSeek, vLLM, ...)
@@ -59,11 +59,10 @@ func newRegistry() *provider.Registry {
 	reg.Register("anthropic", anthropic.New) // Anthropic Messages API
 	reg.Register("gemini", gemini.New)       // Google Gemini (Generative Language API)
 	reg.Register("cohere", cohere.New)       // Cohere v2: chat, embed, rerank
-	reg.Register("bedrock", bedrock.New)     // AWS Bedrock runtime (Converse, InvokeModel embeddings)
 	reg.Register("ollama", ollama.New)       // Ollama's native /api/chat and /api/embed
 	reg.Register("grpc", grpcupstream.New)   // any server implementing switchyard.v1 (another Switchyard, in-house models)
-	reg.Register("kserve", kserve.New)       // KServe v2 / Triton inference protocol (TensorRT-LLM)
 	reg.Register("mock", mock.New)           // canned answers, for trials and tests
+	registerFullOnly(reg)                    // bedrock, kserve: not in the edge build
 	return reg
 }
 
@@ -133,6 +132,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return auditVerify(ctx, path, getenv, stdout)
 	case "version":
+		if buildVariant != "full" {
+			fmt.Fprintf(stdout, "switchyard %s (%s build)\n", fullVersion(), buildVariant)
+			return nil
+		}
 		fmt.Fprintf(stdout, "switchyard %s\n", fullVersion())
 		return nil
 	case "help", "-h", "-help", "--help":

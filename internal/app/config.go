@@ -443,6 +443,7 @@ func (c *Config) validate(providerTypes []string) error {
 	if len(c.Providers) == 0 {
 		add("providers: at least one provider is required")
 	}
+	c.validateVariant(add)          // what this build (edge) leaves out: variant.go
 	models := map[string][]string{} // provider name -> declared models
 	for i, p := range c.Providers {
 		where := fmt.Sprintf("providers[%d]", i)
@@ -460,7 +461,7 @@ func (c *Config) validate(providerTypes []string) error {
 			}
 			models[p.Name] = p.Models
 		}
-		if !slices.Contains(providerTypes, p.Type) {
+		if !slices.Contains(providerTypes, p.Type) && !slices.Contains(leftOut.ProviderTypes, p.Type) { // left out: validateVariant
 			add("%s: unknown type %q (known: %s)", where, p.Type, strings.Join(providerTypes, ", "))
 		}
 		if p.Timeout < 0 {
