@@ -157,8 +157,8 @@ func TestDefaultConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Providers) != 1 || c.Providers[0].Type != "mock" || strings.Join(c.Providers[0].Models, ",") != "echo,tools,embed" {
-		t.Errorf("providers = %+v, want the mock with echo, tools, embed", c.Providers)
+	if len(c.Providers) != 1 || c.Providers[0].Type != "mock" || strings.Join(c.Providers[0].Models, ",") != "echo,tools,embed,rerank" {
+		t.Errorf("providers = %+v, want the mock with echo, tools, embed, rerank", c.Providers)
 	}
 	if _, err := buildRouter(newRegistry(), c); err != nil {
 		t.Errorf("default config does not build: %v", err)
