@@ -37,7 +37,7 @@ func (r *chunkedReader) Read(p []byte) (int, error) {
 }
 
 // fuzzBufSize is the smallest buffer bufio allows, so that lines longer than the reader's buffer
-// (the ErrBufferFull path, 16 KiB in production) are reached by small inputs.
+// (the ErrBufferFull path, 4 KiB in production) are reached by small inputs.
 const fuzzBufSize = 16
 
 func newSmallLineReader(r io.Reader, max int) *LineReader {
